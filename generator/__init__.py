@@ -1,0 +1,1 @@
+"""Exercise types, randomization, worked solutions and rendering to LaTeX and PDF."""

@@ -1,0 +1,162 @@
+"""Answer fields: what a student fills in, its shape and how closely it must match.
+
+A *shape* is JSON-friendly:
+
+* a list of ints is a rectangular array: ``[]`` a scalar, ``[3]`` a vector,
+  ``[2, 2]`` a matrix;
+* a list of shapes is a ragged list, one shape per item: ``[[3], [3], [1]]`` is
+  three items, two of length 3 and one of length 1 (a layer table's output shapes).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, replace
+from typing import Any, Union
+
+Shape = list  # list[int] (rectangular) or list[Shape] (ragged)
+
+DEFAULT_RTOL = 1e-2
+DEFAULT_ATOL = 1e-3
+
+
+class Kind(str, enum.Enum):
+    INTEGER = "integer"  # shapes, counts: exact
+    REAL = "real"  # compared with a tolerance
+
+
+class Mode(str, enum.Enum):
+    EXACT = "exact"
+    RELABS = "relabs"  # |x - x*| <= max(atol, rtol * |x*|)
+    SIGFIGS = "sigfigs"  # equal when both are rounded to `sigfigs` significant figures
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    mode: Mode = Mode.RELABS
+    rtol: float = DEFAULT_RTOL
+    atol: float = DEFAULT_ATOL
+    sigfigs: int | None = None
+
+    @classmethod
+    def exact(cls) -> "Tolerance":
+        return cls(Mode.EXACT, 0.0, 0.0)
+
+    def overridden(self, rtol: float | None = None, atol: float | None = None,
+                   sigfigs: int | None = None) -> "Tolerance":
+        """This tolerance with an assignment's per-field settings applied."""
+        if self.mode is Mode.EXACT:
+            return self
+        if sigfigs is not None:
+            return Tolerance(Mode.SIGFIGS, self.rtol, self.atol, int(sigfigs))
+        return replace(self, mode=Mode.RELABS,
+                       rtol=self.rtol if rtol is None else float(rtol),
+                       atol=self.atol if atol is None else float(atol))
+
+    def describe(self) -> str:
+        if self.mode is Mode.EXACT:
+            return "exact"
+        if self.mode is Mode.SIGFIGS:
+            return f"{self.sigfigs} significant figures"
+        return f"within max({self.atol:g}, {self.rtol:g}*|answer|)"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"mode": self.mode.value, "rtol": self.rtol, "atol": self.atol,
+                "sigfigs": self.sigfigs}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Tolerance":
+        return cls(Mode(data["mode"]), data["rtol"], data["atol"], data.get("sigfigs"))
+
+
+@dataclass(frozen=True)
+class Field:
+    """One answer a student submits, e.g. ``output`` of a convolution."""
+
+    name: str
+    label: str  # what the sheet calls it: "the output feature map"
+    kind: Kind
+    shape: Shape
+    tolerance: Tolerance
+    weight: float = 1.0  # share of the question's points, relative to the other fields
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "label": self.label, "kind": self.kind.value,
+                "shape": self.shape, "tolerance": self.tolerance.to_json(),
+                "weight": self.weight}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Field":
+        return cls(data["name"], data["label"], Kind(data["kind"]), data["shape"],
+                   Tolerance.from_json(data["tolerance"]), data.get("weight", 1.0))
+
+
+def integer(name: str, label: str, shape: Shape, weight: float = 1.0) -> Field:
+    return Field(name, label, Kind.INTEGER, shape, Tolerance.exact(), weight)
+
+
+def real(name: str, label: str, shape: Shape, weight: float = 1.0,
+         tolerance: Tolerance | None = None) -> Field:
+    return Field(name, label, Kind.REAL, shape, tolerance or Tolerance(), weight)
+
+
+# -- shapes -------------------------------------------------------------------
+
+def is_ragged(shape: Shape) -> bool:
+    return bool(shape) and isinstance(shape[0], list)
+
+
+def shape_of(value: Any) -> Shape:
+    """The shape of a JSON value: rectangular when it can be, ragged otherwise."""
+    if not isinstance(value, list):
+        return []
+    items = [shape_of(v) for v in value]
+    if items and all(s == items[0] and not is_ragged(s) for s in items):
+        return [len(value), *items[0]]
+    if not items:
+        return [0]
+    return items
+
+
+def size(shape: Shape) -> int:
+    if is_ragged(shape):
+        return sum(size(s) for s in shape)
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def skeleton(shape: Shape) -> Any:
+    """A blank answer of the given shape: nulls where the numbers go."""
+    if is_ragged(shape):
+        return [skeleton(s) for s in shape]
+    if not shape:
+        return None
+    return [skeleton(shape[1:]) for _ in range(shape[0])]
+
+
+def describe_shape(shape: Shape) -> str:
+    """Words for a shape, as the sheet and the grader's messages say it."""
+    if is_ragged(shape):
+        return f"a list of {len(shape)} items ({', '.join(describe_shape(s) for s in shape)})"
+    if not shape:
+        return "a number"
+    if len(shape) == 1:
+        return f"a list of {shape[0]} numbers"
+    if len(shape) == 2:
+        return f"a {shape[0]}x{shape[1]} matrix"
+    return "an array of shape " + "x".join(str(d) for d in shape)
+
+
+def flatten(value: Any) -> list[Any]:
+    """The leaves of a nested list in row-major order."""
+    if not isinstance(value, list):
+        return [value]
+    out: list[Any] = []
+    for v in value:
+        out.extend(flatten(v))
+    return out
+
+
+Number = Union[int, float]

@@ -1,0 +1,43 @@
+"""Seeds and hand-friendly random numbers.
+
+Randomness is always passed in as a ``numpy.random.Generator``; nothing here
+reads global random state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+
+
+def derive_seed(*parts: Any) -> int:
+    """A 63-bit seed from any parts, stable across runs, machines and Python versions.
+
+    >>> derive_seed(2026, "s001") == derive_seed(2026, "s001")
+    True
+    """
+    text = "\x1f".join(str(p) for p in parts)
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big") >> 1
+
+
+def ints(rng: np.random.Generator, shape: Any, low: int, high: int, *,
+         nonzero: bool = False) -> np.ndarray:
+    """Integers in [low, high], optionally without zeros."""
+    values = np.arange(low, high + 1)
+    if nonzero:
+        values = values[values != 0]
+    return rng.choice(values, size=shape)
+
+
+def decimals(rng: np.random.Generator, shape: Any, low: float, high: float,
+             places: int = 1) -> np.ndarray:
+    """Numbers in [low, high] with at most ``places`` decimals (exactly as printed)."""
+    scale = 10 ** places
+    raw = rng.integers(round(low * scale), round(high * scale), size=shape, endpoint=True)
+    return np.round(raw / scale, places)
+
+
+def choice(rng: np.random.Generator, options: list[Any]) -> Any:
+    return options[int(rng.integers(len(options)))]

@@ -1,0 +1,116 @@
+"""Variants to LaTeX through the Jinja2 templates in ``templates/``.
+
+Delimiters are LaTeX-safe (``\\VAR{...}``, ``\\BLOCK{...}``, ``\\#{...}``), a
+missing variable is an error (``StrictUndefined``), and every value a template
+prints passes through :func:`_finalize`: trusted :class:`~.latex.Tex` as is,
+numbers formatted, and any other string escaped. Text from outside the program
+therefore cannot inject LaTeX, whichever template prints it.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import jinja2
+
+from . import latex
+from .exercise import get
+from .fields import describe_shape
+from .variant import Variant
+
+
+def _finalize(value: Any) -> Any:
+    if isinstance(value, latex.Tex):
+        return value
+    if isinstance(value, bool) or value is None:
+        raise TypeError(f"template printed {value!r}; use a condition instead")
+    if isinstance(value, str):
+        return latex.escape(value)
+    if isinstance(value, (int, float)):
+        return latex.num(value)
+    raise TypeError(f"template printed a {type(value).__name__}; format it as LaTeX first")
+
+
+@functools.cache
+def environment() -> jinja2.Environment:
+    folder = resources.files("deepdrill.templates")
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(folder)),
+        block_start_string=r"\BLOCK{",
+        block_end_string="}",
+        variable_start_string=r"\VAR{",
+        variable_end_string="}",
+        comment_start_string=r"\#{",
+        comment_end_string="}",
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+        undefined=jinja2.StrictUndefined,
+        finalize=_finalize,
+    )
+    env.filters["num"] = latex.num
+    env.filters["matrix"] = latex.matrix
+    env.filters["row"] = latex.row
+    env.filters["shape"] = latex.shape
+    env.filters["tex"] = latex.Tex  # for template literals only, never for outside text
+    return env
+
+
+@dataclass
+class Question:
+    """One question as a sheet shows it."""
+
+    number: int
+    points: float
+    variant: Variant
+    label: str = ""  # "q1": the key students use in submission.json
+
+    def context(self, solutions: bool) -> dict[str, Any]:
+        ex = get(self.variant.type)
+        params, answers = self.variant.params, self.variant.answers
+        return {
+            "number": self.number,
+            "label": self.label or f"q{self.number}",
+            "points": self.points,
+            "title": ex.title,
+            "problem_template": ex.problem_template,
+            "solution_template": ex.solution_template,
+            "work_space": latex.Tex(ex.work_space),
+            "params": params,
+            "problem": ex.problem(params),
+            "steps": ex.steps(params, answers) if solutions else {},
+            "fields": [{"name": f.name, "label": f.label, "shape": describe_shape(f.shape)}
+                       for f in self.variant.fields],
+        }
+
+
+@dataclass
+class Sheet:
+    """One student's sheet: a header and questions."""
+
+    title: str
+    course: str
+    questions: list[Question]
+    student_name: str | None = None
+    student_id: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def context(self, solutions: bool) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "course": self.course,
+            "student_name": self.student_name,
+            "student_id": self.student_id,
+            "total_points": sum(q.points for q in self.questions),
+            "questions": [q.context(solutions) for q in self.questions],
+        }
+
+
+def render_document(sheets: list[Sheet], solutions: bool) -> str:
+    """One LaTeX document holding every sheet, each starting on a new page."""
+    template = environment().get_template("sheet.tex.j2")
+    return template.render(solutions=solutions, sheets=[s.context(solutions) for s in sheets])

@@ -1,0 +1,70 @@
+"""A variant: one seeded instance of an exercise, stored whole.
+
+A variant holds everything needed to typeset, grade or export it later: the
+parameters as printed, the answers, the answer fields with their shapes and
+tolerances, and the answers that typical mistakes produce. The grader and the
+exporters work from stored variants and never regenerate them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .fields import Field
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A wrong answer the grader can recognise and name.
+
+    ``answers`` holds only the fields where the mistake changes the answer.
+    """
+
+    name: str
+    feedback: str
+    answers: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "feedback": self.feedback, "answers": self.answers}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Mistake":
+        return cls(data["name"], data["feedback"], data["answers"])
+
+
+@dataclass(frozen=True)
+class Variant:
+    type: str
+    seed: int
+    params: dict[str, Any]
+    answers: dict[str, Any]
+    fields: tuple[Field, ...]
+    mistakes: tuple[Mistake, ...] = ()
+
+    def field(self, name: str) -> Field:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "seed": self.seed,
+            "params": self.params,
+            "answers": self.answers,
+            "fields": [f.to_json() for f in self.fields],
+            "mistakes": [m.to_json() for m in self.mistakes],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Variant":
+        return cls(
+            type=data["type"],
+            seed=data["seed"],
+            params=data["params"],
+            answers=data["answers"],
+            fields=tuple(Field.from_json(f) for f in data["fields"]),
+            mistakes=tuple(Mistake.from_json(m) for m in data.get("mistakes", [])),
+        )

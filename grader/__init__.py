@@ -1,0 +1,1 @@
+"""Parsing and scoring students' answers, one submission or a whole class."""
