@@ -131,7 +131,8 @@ def make_variant(type_id: str, seed: int, pinned: Mapping[str, Any] | None = Non
             raise ParamError(f"unknown parameter(s) {', '.join(unknown)}; "
                              f"{type_id} takes: {', '.join(ex.params)}")
         opts = ex.resolve_options(options)
-        params = ex.check(ex.sample(np.random.default_rng(seed), pinned, opts))
+        drawn = ex.check(ex.sample(np.random.default_rng(seed), pinned, opts))
+        params = {k: drawn[k] for k in ex.params if k in drawn}  # the catalogue's order
         answers = ex.solve(params)
         fields = _with_tolerances(ex.fields(params), tolerances or {})
         mistakes = _distinct_mistakes(ex.mistakes(params), answers, fields)

@@ -1,0 +1,324 @@
+"""The `deepdrill` command: list, solve, check, build, grade, schema."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+import traceback
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import click
+
+from deepdrill import __version__
+from deepdrill.errors import DeepdrillError
+
+MAIN_HELP = """deepdrill: randomized deep-learning exercises, worked solutions as PDF, and grading.
+
+\b
+Typical use:
+  deepdrill list                                    exercise types
+  deepdrill solve conv2d_forward --params '{...}'   a worked solution
+  deepdrill build set3.toml --roster class.csv      one sheet per student
+  deepdrill grade --key output/set3/key.json submissions/
+
+Run `deepdrill COMMAND --help` for each command's options.
+"""
+
+
+def _load_json_arg(value: str | None, what: str) -> Any:
+    """JSON given inline, as @FILE, or @- for standard input."""
+    if value is None:
+        return None
+    try:
+        if value.startswith("@"):
+            text = sys.stdin.read() if value == "@-" else Path(value[1:]).read_text(encoding="utf-8")
+        else:
+            text = value
+        return json.loads(text)
+    except OSError as err:
+        raise DeepdrillError(f"{what}: cannot read {value[1:]}: {err.strerror}") from None
+    except json.JSONDecodeError as err:
+        raise DeepdrillError(f"{what} is not valid JSON ({err.msg} at column {err.colno}); "
+                             f"quote it in single quotes, or pass @FILE") from None
+
+
+def _object_arg(value: str | None, what: str) -> dict[str, Any]:
+    data = _load_json_arg(value, what)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise DeepdrillError(f"{what} must be a JSON object, e.g. '{{\"logits\": [1, 2, 0]}}'")
+    return data
+
+
+class _Group(click.Group):
+    """Prints deepdrill's own errors as one line (the traceback only with --debug)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DeepdrillError as err:
+            if ctx.params.get("debug"):
+                traceback.print_exc()
+            click.secho(f"error: {err}", fg="red", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Group, help=MAIN_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="deepdrill")
+@click.option("--debug", is_flag=True, help="Show the full traceback on errors.")
+def cli(debug: bool) -> None:
+    pass
+
+
+# -- list ---------------------------------------------------------------------
+
+@cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_types(as_json: bool) -> None:
+    """List the exercise types, one line each."""
+    from deepdrill.generator.exercise import all_types
+
+    types = all_types()
+    if as_json:
+        click.echo(json.dumps([{"id": t.id, "title": t.title, "summary": t.summary,
+                                "params": list(t.params), "options": t.options}
+                               for t in types], indent=1))
+        return
+    width = max(len(t.id) for t in types)
+    for t in types:
+        click.echo(f"{t.id:<{width}}  {t.summary}")
+
+
+# -- solve and check -------------------------------------------------------------
+
+_params_opt = click.option("--params", "params_arg", metavar="JSON|@FILE",
+                           help="Parameters to pin; any left out are randomized from the seed.")
+_options_opt = click.option("--options", "options_arg", metavar="JSON|@FILE",
+                            help="Size options of the type (see `deepdrill list --json`).")
+_seed_opt = click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+                         help="Seed for the parameters left out.")
+
+
+def _variant(type_id: str, params_arg: str | None, options_arg: str | None, seed: int):
+    from deepdrill.generator.exercise import make_variant
+
+    return make_variant(type_id, seed, _object_arg(params_arg, "--params"),
+                        _object_arg(options_arg, "--options"))
+
+
+@cli.command()
+@click.argument("type_id", metavar="TYPE")
+@_params_opt
+@_options_opt
+@_seed_opt
+@click.option("--json", "fmt", flag_value="json", help="Print {type, seed, params, answers}.")
+@click.option("--tex", "fmt", flag_value="tex", help="Print the worked solution as LaTeX.")
+@click.option("--pdf", "pdf_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the worked solution as a PDF to this file.")
+def solve(type_id: str, params_arg: str | None, options_arg: str | None, seed: int,
+          fmt: str | None, pdf_out: Path | None) -> None:
+    """The worked solution of exercise TYPE.
+
+    \b
+    Example:
+      deepdrill solve conv2d_forward --json \\
+        --params '{"input": [[1,2,0],[0,1,3],[2,1,1]], "kernel": [[1,-1],[0,2]]}'
+    """
+    from deepdrill.generator.render import Question, Sheet, render_document
+
+    v = _variant(type_id, params_arg, options_arg, seed)
+    if pdf_out is not None or fmt == "tex":
+        from deepdrill.generator.exercise import get
+
+        sheet = Sheet(get(type_id).title, "deepdrill", [Question(1, 1, v)])
+        tex = render_document([sheet], solutions=True)
+        if fmt == "tex":
+            click.echo(tex, nl=False)
+        if pdf_out is not None:
+            _compile_one(tex, pdf_out)
+            click.echo(f"wrote {pdf_out}", err=fmt == "tex")
+        return
+    if fmt == "json":
+        click.echo(json.dumps({"type": v.type, "seed": v.seed, "params": v.params,
+                               "answers": v.answers}))
+        return
+    click.echo(f"{v.type} (seed {v.seed})\nparameters:")
+    for k, val in v.params.items():
+        click.echo(f"  {k}: {json.dumps(val)}")
+    click.echo("answers:")
+    for k, val in v.answers.items():
+        click.echo(f"  {k}: {json.dumps(val)}")
+    click.echo("(--tex or --pdf FILE for the worked solution; --json for scripts)")
+
+
+def _compile_one(tex: str, out: Path) -> None:
+    from deepdrill.generator.pdf import compile_tex
+
+    with tempfile.TemporaryDirectory(prefix="deepdrill-") as tmp:
+        pdf = compile_tex(tex, Path(tmp))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(pdf, out)
+
+
+@cli.command()
+@click.argument("type_id", metavar="TYPE")
+@_params_opt
+@_options_opt
+@_seed_opt
+@click.option("--answers", "answers_arg", metavar="JSON|@FILE", required=True,
+              help='The answers to grade: {"field": value, ...}.')
+@click.option("--points", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Points for the question [default: 1 per field].")
+@click.option("--all-or-nothing", is_flag=True, help="No per-entry credit for arrays.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def check(type_id: str, params_arg: str | None, options_arg: str | None, seed: int,
+          answers_arg: str, points: float | None, all_or_nothing: bool, as_json: bool) -> None:
+    """Grade one set of answers to exercise TYPE (the batch grader's code path)."""
+    from deepdrill.grader.score import CreditPolicy, grade_question
+
+    v = _variant(type_id, params_arg, options_arg, seed)
+    answers = _load_json_arg(answers_arg, "--answers")
+    result = grade_question(v, answers, points or float(len(v.fields)),
+                            CreditPolicy(per_entry=not all_or_nothing))
+    if as_json:
+        data = result.to_json()
+        click.echo(json.dumps({"score": data["score"], "max_score": data["max_score"],
+                               "fields": {k: {kk: f[kk] for kk in ("correct", "score", "max_score",
+                                                                 "expected", "given", "feedback")}
+                                          for k, f in data["fields"].items()},
+                               "notes": data["notes"]}))
+        return
+    for name, f in result.fields.items():
+        mark = click.style("ok", fg="green") if f.correct else click.style("--", fg="red")
+        click.echo(f"{mark} {name}: {f.score:g}/{f.max_score:g}  {f.feedback}")
+    for note in result.notes:
+        click.echo(f"   note: {note}")
+    click.echo(f"score: {result.score:g}/{result.max_score:g}")
+
+
+# -- build and grade --------------------------------------------------------------
+
+def _progress(quiet: bool) -> Callable[[str, int, Callable[[Callable[[int], None]], Any]], Any]:
+    def phase(label: str, total: int, body: Callable[[Callable[[int], None]], Any]) -> Any:
+        if quiet:
+            return body(lambda n: None)
+        with click.progressbar(length=total, label=f"{label:<11}", file=sys.stderr,
+                               show_pos=True) as bar:
+            return body(bar.update)
+    return phase
+
+
+@cli.command()
+@click.argument("assignment_file", metavar="ASSIGNMENT.toml",
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--roster", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="CSV with an id and a name column: one personal sheet per student.")
+@click.option("--variants", type=click.IntRange(min=1), help="Without a roster: N numbered variants.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder [default: output/<assignment name>].")
+@click.option("--no-pdf", is_flag=True, help="Skip LaTeX: key, manifest and submission files only.")
+@click.option("--jobs", type=click.IntRange(min=1), help="Parallel pdflatex runs [default: cores].")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+def build(assignment_file: Path, roster: Path | None, variants: int | None, out: Path | None,
+          no_pdf: bool, jobs: int | None, quiet: bool) -> None:
+    """Build personal problem and solution sheets for a class.
+
+    Writes into --out: key.json (instructor only), manifest.json, problems.pdf and
+    solutions.pdf (everyone, for printing), and students/<id>/ with each student's
+    problems.pdf, solutions.pdf and blank submission.json.
+    """
+    from deepdrill.generator.assignment import load_assignment, load_roster, numbered_students
+    from deepdrill.generator.build import build as run_build
+
+    if (roster is None) == (variants is None):
+        raise DeepdrillError("give either --roster CSV or --variants N")
+    assignment = load_assignment(assignment_file)
+    if roster is not None:
+        students, digest = load_roster(roster)
+        roster_info = {"file": str(roster), "sha256": digest, "students": len(students)}
+    else:
+        students, roster_info = numbered_students(variants or 0), {"variants": variants}
+    out = out or Path("output") / assignment_file.stem
+    run_build(assignment, students, out, pdf=not no_pdf, roster_info=roster_info, workers=jobs,
+              progress=_progress(quiet))
+    click.echo(f"built {len(students)} sheet(s) of {len(assignment.questions)} question(s) in {out}/")
+    click.echo(f"  answer key (instructor only): {out / 'key.json'}")
+    if not no_pdf:
+        click.echo(f"  for printing: {out / 'problems.pdf'}, {out / 'solutions.pdf'}")
+    click.echo(f"  per student: {out / 'students'}/<id>/")
+
+
+@cli.command()
+@click.option("--key", "key_path", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The key.json written by `deepdrill build`.")
+@click.argument("submissions", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Report folder [default: a 'grades' folder beside the key].")
+@click.option("--max-bytes", type=click.IntRange(min=1), default=1_000_000, show_default=True,
+              help="Larger submission files are not read.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no table.")
+def grade(key_path: Path, submissions: tuple[Path, ...], out: Path | None, max_bytes: int,
+          quiet: bool) -> None:
+    """Grade SUBMISSIONS (files, or folders of *.json) against each student's variant.
+
+    Writes grades.csv (a row per student) and report.json (per student, question and
+    field: score, expected, given, feedback). A file that cannot be graded gets its
+    reason in the report; the run goes on.
+    """
+    from deepdrill.grader.batch import collect_files, grade_files, load_key, write_reports
+
+    key = load_key(key_path)
+    files = collect_files(submissions)
+    report = _progress(quiet)("grading", len(files),
+                              lambda tick: grade_files(key, files, max_bytes, tick))
+    out = out or key_path.parent / "grades"
+    csv_path, json_path = write_reports(report, out)
+    if not quiet:
+        _print_summary(report)
+    click.echo(f"wrote {csv_path} and {json_path}")
+
+
+def _print_summary(report: Any) -> None:
+    data = report.to_json()
+    counted = report.counted()
+    n = max(len(counted), 1)
+    click.echo(f"\n{'question':<9} {'type':<20} {'points':>6} {'mean':>7} {'full marks':>10}")
+    for q in report.key.questions:
+        scores = [e.questions[q.label].score for e in counted.values()]
+        full = sum(abs(s - q.points) < 1e-9 for s in scores)
+        click.echo(f"{q.label:<9} {q.type:<20} {q.points:>6g} {sum(scores) / n:>7.2f} "
+                   f"{full:>4}/{len(scores):<5}")
+    totals = [e.score for e in counted.values()]
+    click.echo(f"{'total':<9} {'':<20} {report.key.max_score:>6g} {sum(totals) / n:>7.2f}")
+    click.echo("\nfiles: " + ", ".join(f"{v} {k}" for k, v in sorted(data["summary"]["by_status"].items()))
+               + f"; students without a counted submission: "
+                 f"{len(report.key.students) - len(counted)}")
+    problems = [e for e in report.entries if e.status != "graded"]
+    for e in problems[:20]:
+        click.echo(f"  {e.status:<16} {e.file}: {'; '.join(e.messages)[:120]}")
+    if len(problems) > 20:
+        click.echo(f"  ... and {len(problems) - 20} more in report.json")
+
+
+@cli.command()
+@click.argument("which", type=click.Choice(["submission", "assignment"]), default="submission")
+@click.option("--path", "show_path", is_flag=True, help="Print the installed file's path instead.")
+def schema(which: str, show_path: bool) -> None:
+    """Print the JSON Schema of submission files (or of assignments), for LMS scripts."""
+    package = "deepdrill.grader" if which == "submission" else "deepdrill.generator"
+    ref = resources.files(package).joinpath(f"schemas/{which}.schema.json")
+    if show_path:
+        click.echo(str(ref))
+    else:
+        click.echo(ref.read_text(encoding="utf-8"), nl=False)
+
+
+def main() -> None:
+    cli(prog_name="deepdrill")

@@ -1,0 +1,165 @@
+"""Assignment files (TOML) and rosters (CSV).
+
+An assignment lists its questions: the exercise type, the points, any pinned
+parameters (the rest is randomized per student), size options, per-field
+tolerances, and the credit policy. See examples/assignment.toml.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from deepdrill.errors import DeepdrillError
+
+from .exercise import get, make_variant
+from .randomness import derive_seed
+
+ID_COLUMNS = ("id", "student_id", "student id", "sis_id")
+NAME_COLUMNS = ("name", "student_name", "student name", "full_name")
+
+
+@dataclass(frozen=True)
+class QuestionSpec:
+    label: str  # "q1": the key in submissions
+    type: str
+    points: float
+    params: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    tolerances: dict[str, dict[str, Any]] = field(default_factory=dict)
+    all_or_nothing: bool = False
+
+    def variant_seed(self, student_seed: int) -> int:
+        return derive_seed(student_seed, self.label)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"label": self.label, "type": self.type, "points": self.points,
+                "all_or_nothing": self.all_or_nothing}
+
+
+@dataclass(frozen=True)
+class Assignment:
+    title: str
+    course: str
+    seed: int
+    questions: list[QuestionSpec]
+    sha256: str = ""
+    source: str = ""
+
+    def student_seed(self, student_id: str) -> int:
+        return derive_seed(self.seed, student_id)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"title": self.title, "course": self.course, "seed": self.seed,
+                "sha256": self.sha256, "source": self.source,
+                "questions": [q.to_json() for q in self.questions]}
+
+
+@dataclass(frozen=True)
+class Student:
+    id: str
+    name: str
+
+
+def load_assignment(path: Path) -> Assignment:
+    """Read, validate and check an assignment file; errors name the file and the entry."""
+    try:
+        raw = path.read_bytes()
+        data = tomllib.loads(raw.decode("utf-8-sig"))
+    except OSError as err:
+        raise DeepdrillError(f"cannot read assignment {path}: {err.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise DeepdrillError(f"{path}: not valid TOML: {err}") from None
+    return parse_assignment(data, sha256=hashlib.sha256(raw).hexdigest(), source=str(path))
+
+
+def parse_assignment(data: dict[str, Any], sha256: str = "", source: str = "assignment") -> Assignment:
+    validator = jsonschema.Draft202012Validator(_schema())
+    problems = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    if problems:
+        lines = [f"  {_where(e.absolute_path)}: {e.message}" for e in problems[:10]]
+        raise DeepdrillError(f"{source}: invalid assignment:\n" + "\n".join(lines))
+    default_aon = data.get("all_or_nothing", False)
+    questions = [
+        QuestionSpec(label=f"q{i + 1}", type=q["type"], points=float(q["points"]),
+                     params=q.get("params", {}), options=q.get("options", {}),
+                     tolerances=q.get("tolerances", {}),
+                     all_or_nothing=q.get("all_or_nothing", default_aon))
+        for i, q in enumerate(data["questions"])
+    ]
+    assignment = Assignment(data["title"], data.get("course", ""), data["seed"], questions,
+                            sha256, source)
+    for q in questions:  # fail now, with the question named, not halfway through a build
+        get(q.type)
+        try:
+            make_variant(q.type, derive_seed(assignment.seed, "check", q.label), q.params,
+                         q.options, q.tolerances)
+        except DeepdrillError as err:
+            raise DeepdrillError(f"{source}: {q.label} ({q.type}): {err.message}") from None
+    return assignment
+
+
+def _where(path: Any) -> str:
+    parts = list(path)
+    out = ""
+    for p in parts:
+        out += f"[{p + 1}]" if isinstance(p, int) else (("." if out else "") + str(p))
+    return out or "(top level)"
+
+
+def _schema() -> dict[str, Any]:
+    text = resources.files("deepdrill.generator").joinpath("schemas/assignment.schema.json")
+    return json.loads(text.read_text(encoding="utf-8"))
+
+
+def load_roster(path: Path) -> tuple[list[Student], str]:
+    """Students from a CSV with an id and a name column, and the file's sha256."""
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise DeepdrillError(f"cannot read roster {path}: {err.strerror}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise DeepdrillError(f"{path}: the roster is not UTF-8 text; save it as CSV UTF-8") from None
+    return parse_roster(text, str(path)), hashlib.sha256(raw).hexdigest()
+
+
+def parse_roster(text: str, source: str = "roster") -> list[Student]:
+    reader = csv.DictReader(io.StringIO(text))
+    header = {h.strip().lower(): h for h in (reader.fieldnames or []) if h}
+    id_col = next((header[c] for c in ID_COLUMNS if c in header), None)
+    name_col = next((header[c] for c in NAME_COLUMNS if c in header), None)
+    if id_col is None or name_col is None:
+        raise DeepdrillError(f"{source}: the first line must name an 'id' and a 'name' column "
+                             f"(found: {', '.join(reader.fieldnames or []) or 'nothing'})")
+    students, seen = [], {}
+    for line, row in enumerate(reader, start=2):
+        sid = (row.get(id_col) or "").strip()
+        name = (row.get(name_col) or "").strip()
+        if not sid and not name:
+            continue
+        if not sid:
+            raise DeepdrillError(f"{source}, line {line}: student {name!r} has no id")
+        if sid in seen:
+            raise DeepdrillError(f"{source}, line {line}: id {sid!r} already used on line {seen[sid]}")
+        seen[sid] = line
+        students.append(Student(sid, name))
+    if not students:
+        raise DeepdrillError(f"{source}: no students listed")
+    return students
+
+
+def numbered_students(n: int) -> list[Student]:
+    """Anonymous variants, for `--variants N` without a roster."""
+    width = max(3, len(str(n)))
+    return [Student(f"v{i:0{width}d}", f"Variant {i}") for i in range(1, n + 1)]

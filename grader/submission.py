@@ -1,0 +1,84 @@
+"""Reading one submission file: bytes, then JSON, then the expected structure.
+
+Nothing here raises on a student's file: every problem becomes a message on the
+:class:`Submission`, and whatever can be salvaged is kept for grading.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .numbers import NonFinite
+
+MAX_BYTES = 1_000_000  # default size limit of one submission file
+
+
+@dataclass
+class Submission:
+    path: Path
+    student_id: str | None = None
+    answers: dict[str, Any] | None = None
+    error: str | None = None  # why nothing in the file could be graded
+    notes: list[str] = field(default_factory=list)
+    mtime: float = 0.0
+
+
+def read_submission(path: Path, max_bytes: int = MAX_BYTES) -> Submission:
+    sub = Submission(path)
+    try:
+        stat = path.stat()
+        sub.mtime = stat.st_mtime
+        if stat.st_size > max_bytes:
+            sub.error = (f"file is {stat.st_size:,} bytes, over the {max_bytes:,}-byte limit "
+                         f"(raise it with --max-bytes if this is genuine)")
+            return sub
+        raw = path.read_bytes()
+    except OSError as err:
+        sub.error = f"cannot read file: {err.strerror}"
+        return sub
+    data = _parse_json(raw, sub)
+    if data is not None:
+        _read_structure(data, sub)
+    return sub
+
+
+def _parse_json(raw: bytes, sub: Submission) -> Any:
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        sub.error = "file is not UTF-8 text"
+        return None
+    if not text.strip():
+        sub.error = "file is empty"
+        return None
+    try:
+        return json.loads(text, parse_constant=NonFinite)
+    except json.JSONDecodeError as err:
+        sub.error = f"not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}"
+    except RecursionError:
+        sub.error = "not valid JSON: nested too deeply"
+    return None
+
+
+def _read_structure(data: Any, sub: Submission) -> None:
+    if not isinstance(data, dict):
+        sub.error = 'expected a JSON object {"student_id": ..., "answers": {...}}'
+        return
+    sid = data.get("student_id")
+    if isinstance(sid, bool) or not isinstance(sid, (str, int)) or not str(sid).strip():
+        if sid is not None:
+            sub.notes.append("student_id must be text")
+    else:
+        sub.student_id = str(sid).strip()
+    answers = data.get("answers")
+    if answers is None:
+        sub.notes.append('no "answers" object in the file')
+        sub.answers = {}
+    elif not isinstance(answers, dict):
+        sub.notes.append('"answers" must be an object keyed by question (q1, q2, ...)')
+        sub.answers = {}
+    else:
+        sub.answers = answers
