@@ -15,8 +15,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
+import os
 import re
+import tempfile
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,11 +30,13 @@ from deepdrill import __version__
 from .assignment import Assignment, Student
 from .exercise import make_variant
 from .fields import skeleton
-from .pdf import PdfJob, build_pdfs
+from .pdf import concatenate, pdflatex, typeset
 from .render import Question, Sheet
 from .variant import Variant
 
 KEY_FORMAT = "deepdrill-key/1"
+MIN_CHUNK, MAX_CHUNK = 10, 150  # students per parallel task
+TASKS_PER_WORKER = 2  # each pdflatex run costs ~0.25 s of start-up: few, large tasks
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -43,15 +49,18 @@ class StudentBuild:
 
 
 def make_variants(assignment: Assignment, students: list[Student],
-                  progress: Callable[[int], None] | None = None) -> list[StudentBuild]:
+                  progress: Callable[[int], None] | None = None,
+                  folders: list[str] | None = None) -> list[StudentBuild]:
     """Each student's variants, derived from the assignment seed and the student id only."""
-    builds, folders = [], set()
-    for student in students:
+    if folders is None:
+        taken: set[str] = set()
+        folders = [safe_folder(s.id, taken) for s in students]
+    builds = []
+    for student, folder in zip(students, folders):
         seed = assignment.student_seed(student.id)
         variants = {q.label: make_variant(q.type, q.variant_seed(seed), q.params, q.options,
                                           q.tolerances)
                     for q in assignment.questions}
-        folder = safe_folder(student.id, folders)
         builds.append(StudentBuild(student, seed, folder, variants))
         if progress:
             progress(1)
@@ -117,31 +126,74 @@ def readable_json(data: Any, level: int = 0) -> str:
     return json.dumps(data, ensure_ascii=False, allow_nan=False)
 
 
+def chunk_size(n_students: int, workers: int) -> int:
+    """Students per task: a few tasks per worker for balance, each big enough to amortise
+    the start-up of pdflatex."""
+    return max(MIN_CHUNK, min(MAX_CHUNK, math.ceil(n_students / (workers * TASKS_PER_WORKER))))
+
+
+def _build_chunk(assignment: Assignment, students: list[Student], folders: list[str],
+                 out: Path, pdf_dir: Path | None, index: int) -> list[StudentBuild]:
+    """One task: variants for some students, and their PDFs when pdf_dir is given."""
+    builds = make_variants(assignment, students, folders=folders)
+    if pdf_dir is not None:
+        chunk_sheets = sheets(assignment, builds)
+        for solutions, kind in ((False, "problems"), (True, "solutions")):
+            outputs = [out / "students" / b.folder / f"{kind}.pdf" for b in builds]
+            pdf = typeset(chunk_sheets, solutions, pdf_dir / f"{kind}{index}", outputs)
+            pdf.rename(pdf_dir / f"{kind}-{index:05d}.pdf")
+    return builds
+
+
 def build(assignment: Assignment, students: list[Student], out: Path, *, pdf: bool = True,
           roster_info: dict[str, Any] | None = None, workers: int | None = None,
           progress: Callable[[str, int, Callable[[int], None]], Any] | None = None) -> dict[str, Any]:
     """Write everything for the class into ``out``; return the manifest.
 
-    ``progress(label, total, body)`` wraps a phase for a progress bar; ``body`` gets a
-    callback to report units done.
+    Students are split into chunks built in parallel processes (variants, LaTeX,
+    one pdflatex run per chunk and sheet kind, split per student).
+    ``progress(label, total, body)`` wraps the work for a progress bar; ``body``
+    gets a callback to report students done.
     """
-    def phase(label: str, total: int, body: Callable[[Callable[[int], None]], Any]) -> Any:
-        return progress(label, total, body) if progress else body(lambda n: None)
-
     out.mkdir(parents=True, exist_ok=True)
-    builds = phase("variants", len(students), lambda tick: make_variants(assignment, students, tick))
+    if pdf:
+        pdflatex()  # fail before any work if LaTeX is missing
+    workers = workers or os.cpu_count() or 1
+    taken: set[str] = set()
+    folders = [safe_folder(s.id, taken) for s in students]
+    size = chunk_size(len(students), workers)
+    starts = range(0, len(students), size)
+    label = "sheets+PDF" if pdf else "variants"
+
+    with tempfile.TemporaryDirectory(prefix="deepdrill-") as tmp:
+        pdf_dir = Path(tmp) if pdf else None
+
+        def run(tick: Callable[[int], None]) -> list[StudentBuild]:
+            if workers == 1 or len(starts) == 1:
+                chunks = []
+                for i, a in enumerate(starts):
+                    chunks.append(_build_chunk(assignment, students[a:a + size],
+                                               folders[a:a + size], out, pdf_dir, i))
+                    tick(len(chunks[-1]))
+                return [b for c in chunks for b in c]
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                futures = [pool.submit(_build_chunk, assignment, students[a:a + size],
+                                       folders[a:a + size], out, pdf_dir, i)
+                           for i, a in enumerate(starts)]
+                for f in as_completed(futures):
+                    tick(len(f.result()))
+                return [b for f in futures for b in f.result()]
+
+        builds = progress(label, len(students), run) if progress else run(lambda n: None)
+        if pdf_dir is not None:
+            for kind in ("problems", "solutions"):
+                concatenate(sorted(pdf_dir.glob(f"{kind}-*.pdf")), out / f"{kind}.pdf")
+
     write_json(out / "key.json", key_json(assignment, builds), indent=None)
     for b in builds:
         write_json(out / "students" / b.folder / "submission.json", blank_submission(assignment, b))
     files = {"key": "key.json", "submissions": "students/<folder>/submission.json"}
     if pdf:
-        all_sheets = sheets(assignment, builds)
-        jobs = [PdfJob(all_sheets, solutions,
-                       [out / "students" / b.folder / f"{kind}.pdf" for b in builds])
-                for solutions, kind in ((False, "problems"), (True, "solutions"))]
-        phase("PDF sheets", 2 * len(builds),
-              lambda tick: build_pdfs(jobs, {False: out / "problems.pdf",
-                                             True: out / "solutions.pdf"}, workers, tick))
         files.update({"problems": "problems.pdf", "solutions": "solutions.pdf",
                       "student_problems": "students/<folder>/problems.pdf",
                       "student_solutions": "students/<folder>/solutions.pdf"})

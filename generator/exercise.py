@@ -189,13 +189,22 @@ def _distinct_mistakes(mistakes: list[Mistake], answers: dict[str, Any],
 def jsonable(value: Any) -> Any:
     """Numpy arrays and scalars as plain JSON values; whole floats become ints (8.0 -> 8)."""
     if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
+        if value.dtype.kind == "f" and np.all(np.isfinite(value)) and \
+                np.all(value == np.round(value)) and np.all(np.abs(value) < 2**53):
+            return value.astype(np.int64).tolist()
+        return value.tolist()
     if isinstance(value, np.integer):
         return int(value)
     if isinstance(value, (float, np.floating)):
         value = float(value)
         return int(value) if value.is_integer() and abs(value) < 2**53 else value
     if isinstance(value, (list, tuple)):
+        try:
+            arr = np.asarray(value)
+        except ValueError:  # ragged
+            arr = None
+        if arr is not None and arr.size and arr.dtype.kind in "iuf":
+            return jsonable(arr)
         return [jsonable(v) for v in value]
     if isinstance(value, dict):
         return {k: jsonable(v) for k, v in value.items()}

@@ -1,10 +1,9 @@
-"""LaTeX to PDF: one pdflatex run per chunk of sheets, then split per student.
+"""LaTeX to PDF: one pdflatex run for many sheets, then split per student.
 
 Running LaTeX once per student would cost a process start and a font load per
 sheet. Instead many sheets go into one document (the sheet template records in
-``<job>.pagemap`` the page each sheet starts on), chunks compile in parallel,
-and pikepdf cuts the result into per-student files. pdflatex always runs with
-shell escape disabled.
+``<job>.pagemap`` the page each sheet starts on) and pikepdf cuts the result
+into per-student files. pdflatex always runs with shell escape disabled.
 """
 
 from __future__ import annotations
@@ -12,10 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 import pikepdf
@@ -24,8 +20,7 @@ from deepdrill.errors import DeepdrillError
 
 from .render import Sheet, render_document
 
-PDFLATEX_TIMEOUT = 600  # seconds for one chunk
-CHUNK_SHEETS = 50  # sheets per pdflatex run: big enough to amortise start-up, small for balance
+PDFLATEX_TIMEOUT = 600  # seconds for one document
 INSTALL_HINT = ("install TeX Live: on Debian/Ubuntu `sudo apt-get install texlive-latex-base "
                 "texlive-latex-recommended texlive-fonts-recommended lmodern`, "
                 "or build with --no-pdf")
@@ -101,43 +96,10 @@ def concatenate(parts: Sequence[Path], out: Path) -> None:
                 src.close()
 
 
-@dataclass
-class PdfJob:
-    """Sheets to typeset together, and where each student's pages go."""
-
-    sheets: list[Sheet]
-    solutions: bool
-    outputs: list[Path]  # one per sheet
-
-
-def build_pdfs(jobs: Sequence[PdfJob], combined: dict[bool, Path], workers: int | None = None,
-               on_done: Callable[[int], None] | None = None) -> None:
-    """Compile every job in chunks, split per sheet, and write the combined files.
-
-    ``combined`` maps solutions (False/True) to the combined PDF path.
-    ``on_done(n)`` is called with the number of sheets finished, for progress bars.
-    """
-    chunks = [(job, i) for job in jobs for i in range(0, len(job.sheets), CHUNK_SHEETS)]
-    workers = workers or os.cpu_count() or 1
-    with tempfile.TemporaryDirectory(prefix="deepdrill-") as tmp:
-        root = Path(tmp)
-
-        def run(item: tuple[PdfJob, int], n: int) -> Path:
-            job, first = item
-            sheets = job.sheets[first:first + CHUNK_SHEETS]
-            workdir = root / f"chunk{n}"
-            workdir.mkdir()
-            pdf = compile_tex(render_document(sheets, job.solutions), workdir)
-            starts = page_starts(workdir / "sheet.pagemap", len(sheets))
-            split(pdf, starts, job.outputs[first:first + CHUNK_SHEETS])
-            if on_done:
-                on_done(len(sheets))
-            return pdf
-
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(run, item, n) for n, item in enumerate(chunks)]
-            pdfs = [f.result() for f in futures]
-        for solutions, out in combined.items():
-            parts = [pdf for (job, _), pdf in zip(chunks, pdfs) if job.solutions == solutions]
-            if parts:
-                concatenate(parts, out)
+def typeset(sheets: Sequence[Sheet], solutions: bool, workdir: Path,
+            outputs: Sequence[Path]) -> Path:
+    """Compile sheets as one document, write each sheet's pages to its output, return the PDF."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    pdf = compile_tex(render_document(list(sheets), solutions), workdir)
+    split(pdf, page_starts(workdir / "sheet.pagemap", len(sheets)), outputs)
+    return pdf

@@ -25,10 +25,10 @@ def derive_seed(*parts: Any) -> int:
 def ints(rng: np.random.Generator, shape: Any, low: int, high: int, *,
          nonzero: bool = False) -> np.ndarray:
     """Integers in [low, high], optionally without zeros."""
-    values = np.arange(low, high + 1)
-    if nonzero:
-        values = values[values != 0]
-    return rng.choice(values, size=shape)
+    if not nonzero or not low <= 0 <= high:
+        return rng.integers(low, high, size=shape, endpoint=True)
+    values = rng.integers(low, high - 1, size=shape, endpoint=True)
+    return values + (values >= 0)  # skip 0: shift the non-negative draws up by one
 
 
 def decimals(rng: np.random.Generator, shape: Any, low: float, high: float,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from deepdrill.errors import ParamError
 from deepdrill.generator import latex
@@ -20,7 +21,10 @@ from deepdrill.generator.randomness import choice, ints
 from deepdrill.generator.variant import Mistake
 
 ACTIVATIONS = ("none", "relu")
-MAX_DRAWS = 200  # redraws allowed to find a variant with no pre-activation exactly 0
+BATCH = 128  # candidates drawn and tested at once
+MAX_BATCHES = 8  # batches tried before taking the last draw as it is
+MAX_ZERO_SHARE = 0.25  # at most this share of outputs exactly 0 (else the answer is trivial)
+MIN_SIGN_SHARE = 0.3  # under a ReLU, at least this share positive and this share negative
 
 
 def output_size(n: int, k: int, stride: int, padding: int) -> int:
@@ -30,17 +34,22 @@ def output_size(n: int, k: int, stride: int, padding: int) -> int:
 def conv2d(x: np.ndarray, k: np.ndarray, bias: np.ndarray | None, stride: int,
            padding: int) -> np.ndarray:
     """Pre-activation of a convolution layer: x (C, H, W), k (C_out, C_in, kH, kW)."""
-    c_out, _, kh, kw = k.shape
-    xp = np.pad(x, ((0, 0), (padding, padding), (padding, padding)))
-    h_out = output_size(x.shape[1], kh, stride, padding)
-    w_out = output_size(x.shape[2], kw, stride, padding)
-    out = np.zeros((c_out, h_out, w_out))
-    for i in range(h_out):
-        for j in range(w_out):
-            window = xp[:, i * stride:i * stride + kh, j * stride:j * stride + kw]
-            out[:, i, j] = np.tensordot(k, window, axes=3)
+    kh, kw = k.shape[2:]
+    xp = pad(x, padding)
+    windows = sliding_window_view(xp, (kh, kw), axis=(1, 2))[:, ::stride, ::stride]
+    out = np.tensordot(k, windows, axes=([1, 2, 3], [0, 3, 4]))
     if bias is not None:
-        out += bias[:, None, None]
+        out = out + bias[:, None, None]
+    return out
+
+
+def pad(x: np.ndarray, padding: int) -> np.ndarray:
+    """(C, H, W) with ``padding`` rings of zeros (np.pad is slow on tiny arrays)."""
+    if not padding:
+        return x
+    c, h, w = x.shape
+    out = np.zeros((c, h + 2 * padding, w + 2 * padding))
+    out[:, padding:padding + h, padding:padding + w] = x
     return out
 
 
@@ -82,32 +91,42 @@ class Conv2dForward(Exercise):
     def sample(self, rng, pinned, options):
         p = {"stride": 1, "padding": 0, "activation": "none", "flip_kernel": False,
              "bias": None, **pinned}
-        c_in, c_out = int(options["in_channels"]), int(options["out_channels"])
-        ks = options["kernel_size"] or choice(rng, [2, 3])
-        size = options["size"] or choice(rng, [ks + 1, ks + 2] if c_in > 1 else [4, 5])
-        for _ in range(MAX_DRAWS):
-            draw = dict(p)
-            if "input" not in pinned:
-                x = ints(rng, (c_in, size, size), 0, 3)
-                draw["input"] = x[0] if c_in == 1 else x
-            if "kernel" not in pinned:
-                k = ints(rng, (c_out, c_in, ks, ks), -2, 2)
-                draw["kernel"] = k[0, 0] if c_in == c_out == 1 else k
-            if "bias" not in pinned and options["bias"]:
-                b = ints(rng, c_out, -3, 3, nonzero=True)
-                draw["bias"] = int(b[0]) if c_out == 1 else b
-            draw = jsonable(draw)
-            if self._hand_friendly(self.check(draw)):
-                return draw
-        return draw  # pinned values leave nothing to redraw; use them as given
-
-    def _hand_friendly(self, params: dict[str, Any]) -> bool:
-        """No pre-activation exactly 0 under a ReLU, and no output channel all 0."""
-        z, y = forward(params)
-        positive_per_channel = np.all(np.any(z > 0, axis=(1, 2)))
-        if params["activation"] == "relu" and (np.any(z == 0) or not positive_per_channel):
-            return False
-        return bool(np.all(np.any(y != 0, axis=(1, 2))))
+        x_pin = _as_nd(pinned.get("input"), 3)
+        k_pin = _as_nd(pinned.get("kernel"), 4)
+        c_in = x_pin.shape[0] if x_pin is not None else \
+            k_pin.shape[1] if k_pin is not None else int(options["in_channels"])
+        c_out = k_pin.shape[0] if k_pin is not None else int(options["out_channels"])
+        size = x_pin.shape[1] if x_pin is not None else options["size"]
+        ks = k_pin.shape[2] if k_pin is not None else options["kernel_size"] or \
+            choice(rng, [k for k in (2, 3) if size is None or k < size] or [size])
+        if size is None:  # keep the output near 3x3 to 4x4: a page of sums, not three
+            size = choice(rng, [ks + 1, ks + 2] if c_in > 1 else [ks + 2, ks + 3])
+            size = max(ks, size - int(p["padding"]))
+        single = c_in == c_out == 1 and np.ndim(pinned.get("input", [[0]])) == 2
+        # Under a ReLU no pre-activation may be exactly 0; zero-free values make that
+        # likely even where padding leaves a single product in a window.
+        relu = p["activation"] == "relu"
+        for _ in range(MAX_BATCHES):
+            xs = _batch(rng, x_pin, (c_in, size, size), 1 if relu else 0, 3, False)
+            kb = _batch(rng, k_pin, (c_out, c_in, ks, ks), -2, 2, relu)
+            bs = None
+            if p["bias"] is not None:
+                bs = np.broadcast_to(np.atleast_1d(np.asarray(p["bias"], dtype=float)),
+                                     (BATCH, c_out))
+            elif options["bias"]:
+                bs = ints(rng, (BATCH, c_out), -3, 3, nonzero=True).astype(float)
+            good = _hand_friendly(xs, kb, bs, p)
+            i = int(np.argmax(good))
+            if good[i] or (x_pin is not None and k_pin is not None):
+                break
+        draw = dict(p)
+        if x_pin is None:
+            draw["input"] = xs[i, 0] if single else xs[i]
+        if k_pin is None:
+            draw["kernel"] = kb[i, 0, 0] if single else kb[i]
+        if bs is not None and "bias" not in pinned:
+            draw["bias"] = int(bs[i, 0]) if single else bs[i]
+        return jsonable(draw)
 
     def check(self, params):
         p = {"bias": None, "stride": 1, "padding": 0, "activation": "none",
@@ -144,8 +163,10 @@ class Conv2dForward(Exercise):
         return {"output": jsonable(y[0] if is_2d(params) else y)}
 
     def fields(self, params):
-        _, y = forward(params)
-        shape = list(y.shape[1:]) if is_2d(params) else list(y.shape)
+        x, k, _ = as_arrays(params)
+        h, w = (output_size(n, kn, params["stride"], params["padding"])
+                for n, kn in zip(x.shape[1:], k.shape[2:]))
+        shape = [h, w] if is_2d(params) else [k.shape[0], h, w]
         return [real("output", "the output feature map", shape)]
 
     def mistakes(self, params):
@@ -184,8 +205,8 @@ class Conv2dForward(Exercise):
     def steps(self, params, answers):
         x, k, bias = as_arrays(params)
         z, _ = forward(params)
-        stride, pad = params["stride"], params["padding"]
-        xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad)))
+        stride, padding = params["stride"], params["padding"]
+        xp = pad(x, padding)
         kh, kw = k.shape[2:]
         entries = []
         for o in range(z.shape[0]):
@@ -203,13 +224,55 @@ class Conv2dForward(Exercise):
                     })
         return {
             "two_d": is_2d(params),
-            "padded": [latex.matrix(c) for c in xp] if pad else [],
+            "padded": [latex.matrix(c) for c in xp] if padding else [],
             "flipped": [[latex.matrix(kc) for kc in ko] for ko in k] if params["flip_kernel"] else [],
             "entries": entries,
             "out_h": z.shape[1], "out_w": z.shape[2],
             "h": x.shape[1], "w": x.shape[2], "kh": kh, "kw": kw,
             "output": _tex_maps(answers["output"], is_2d(params)),
         }
+
+
+def _as_nd(value: Any, ndim: int) -> np.ndarray | None:
+    """A pinned 2-D input or kernel as 3-D or 4-D (None when not pinned)."""
+    if value is None:
+        return None
+    a = np.asarray(value, dtype=float)
+    while a.ndim < ndim:
+        a = a[None]
+    return a
+
+
+def _batch(rng: np.random.Generator, pinned: np.ndarray | None, shape: tuple[int, ...],
+           low: int, high: int, nonzero: bool) -> np.ndarray:
+    """BATCH candidates of one array: drawn, or the pinned value repeated."""
+    if pinned is not None:
+        return np.broadcast_to(pinned, (BATCH, *pinned.shape))
+    return ints(rng, (BATCH, *shape), low, high, nonzero=nonzero).astype(float)
+
+
+def _hand_friendly(xs: np.ndarray, ks: np.ndarray, bs: np.ndarray | None,
+                   p: dict[str, Any]) -> np.ndarray:
+    """Per candidate: not mostly zeros; under a ReLU, no pre-activation exactly 0 and
+    a fair share of both signs (so the ReLU matters but does not wipe the map)."""
+    stride, padding = int(p["stride"]), int(p["padding"])
+    kh, kw = ks.shape[-2:]
+    if p["flip_kernel"]:
+        ks = ks[..., ::-1, ::-1]
+    b, c, h, w = xs.shape
+    xp = np.zeros((b, c, h + 2 * padding, w + 2 * padding))
+    xp[:, :, padding:padding + h, padding:padding + w] = xs
+    win = sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::stride, ::stride]
+    z = np.einsum("boikl,bihwkl->bohw", ks, win)
+    if bs is not None:
+        z = z + bs[:, :, None, None]
+    z = z.reshape(b, -1)
+    good = np.mean(z == 0, axis=1) <= MAX_ZERO_SHARE
+    if p["activation"] == "relu":
+        good &= np.all(z != 0, axis=1)
+        good &= np.mean(z > 0, axis=1) >= MIN_SIGN_SHARE
+        good &= np.mean(z < 0, axis=1) >= MIN_SIGN_SHARE
+    return good
 
 
 def _tex_maps(value: Any, two_d: bool) -> list[latex.Tex]:

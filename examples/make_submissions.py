@@ -1,0 +1,76 @@
+"""Write the example submissions in examples/submissions/ from the example assignment.
+
+The files imitate a class: one student right, one right in strings and fractions,
+one making the typical mistake of each question, one half done with garbage in
+places, one whose file is broken JSON, one who submits nothing, and one file from
+a student who is not on the roster. Run it again after changing the example
+assignment or roster:
+
+    python examples/make_submissions.py
+"""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from deepdrill.generator.assignment import load_assignment, load_roster
+from deepdrill.generator.build import make_variants, readable_json
+
+HERE = Path(__file__).resolve().parent
+
+
+def as_text(value: Any) -> Any:
+    """Numbers as strings a student might type: fractions where short, decimals otherwise."""
+    if isinstance(value, list):
+        return [as_text(v) for v in value]
+    frac = Fraction(value).limit_denominator(16)
+    return str(frac) if abs(float(frac) - value) < 1e-9 else f"{value:.4g}"
+
+
+def garble(value: Any, depth: int = 0) -> Any:
+    """Half the entries right, then a wrong number, then text."""
+    if isinstance(value, list):
+        return [garble(v, depth + i) for i, v in enumerate(value)]
+    return value if depth % 3 == 0 else ("about 3" if depth % 3 == 1 else value + 1)
+
+
+def main() -> None:
+    assignment = load_assignment(HERE / "assignment.toml")
+    students, _ = load_roster(HERE / "roster.csv")
+    builds = {b.student.id: b for b in make_variants(assignment, students)}
+    out = HERE / "submissions"
+    out.mkdir(exist_ok=True)
+    for old in out.glob("*.json"):
+        old.unlink()
+
+    def answers(sid: str, how: Any) -> dict[str, Any]:
+        return {label: how(v) for label, v in builds[sid].variants.items()}
+
+    def mistaken(v: Any) -> dict[str, Any]:
+        first = v.mistakes[0].answers if v.mistakes else {}
+        return {**v.answers, **first}
+
+    def half(v: Any) -> dict[str, Any]:
+        names = list(v.answers)
+        return {n: garble(v.answers[n]) for n in names[: max(1, len(names) - 1)]}
+
+    files = {
+        "s001": {"student_id": "s001", "answers": answers("s001", lambda v: v.answers)},
+        "s002": {"student_id": "s002",
+                 "answers": answers("s002", lambda v: {k: as_text(a) for k, a in v.answers.items()})},
+        "s003": {"student_id": "s003", "answers": answers("s003", mistaken)},
+        "s004": {"student_id": "s004", "answers": answers("s004", half)},
+        "s999": {"student_id": "s999", "answers": answers("s001", lambda v: v.answers)},
+    }
+    for sid, data in files.items():
+        (out / f"{sid}.json").write_text(readable_json(data) + "\n", encoding="utf-8")
+    broken = readable_json({"student_id": "s005", "answers": answers("s005", lambda v: v.answers)})
+    (out / "s005.json").write_text(broken[: len(broken) // 2] + "\n", encoding="utf-8")
+    print(f"wrote {len(files) + 1} files to {out} (s006 submits nothing)")
+
+
+if __name__ == "__main__":
+    main()
