@@ -135,7 +135,7 @@ def load_roster(path: Path) -> tuple[list[Student], str]:
 
 
 def parse_roster(text: str, source: str = "roster") -> list[Student]:
-    reader = csv.DictReader(io.StringIO(text))
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     header = {h.strip().lower(): h for h in (reader.fieldnames or []) if h}
     id_col = next((header[c] for c in ID_COLUMNS if c in header), None)
     name_col = next((header[c] for c in NAME_COLUMNS if c in header), None)

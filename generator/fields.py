@@ -14,6 +14,8 @@ import enum
 from dataclasses import dataclass, replace
 from typing import Any, Union
 
+import numpy as np
+
 Shape = list  # list[int] (rectangular) or list[Shape] (ragged)
 
 DEFAULT_RTOL = 1e-2
@@ -110,12 +112,27 @@ def shape_of(value: Any) -> Shape:
     """The shape of a JSON value: rectangular when it can be, ragged otherwise."""
     if not isinstance(value, list):
         return []
+    try:  # numpy finds rectangular shapes in C; ragged lists raise
+        dims = list(np.shape(value))
+        if not _has_list_leaf(value, len(dims)):
+            return dims
+    except ValueError:
+        pass
     items = [shape_of(v) for v in value]
     if items and all(s == items[0] and not is_ragged(s) for s in items):
         return [len(value), *items[0]]
     if not items:
         return [0]
     return items
+
+
+def _has_list_leaf(value: Any, depth: int) -> bool:
+    """Whether numpy stopped early: an empty list below ``depth`` levels means a ragged value."""
+    for _ in range(depth):
+        if not value:
+            return False
+        value = value[0]
+    return isinstance(value, list)
 
 
 def size(shape: Shape) -> int:
@@ -154,8 +171,15 @@ def flatten(value: Any) -> list[Any]:
     if not isinstance(value, list):
         return [value]
     out: list[Any] = []
-    for v in value:
-        out.extend(flatten(v))
+    stack = [iter(value)]
+    while stack:
+        for v in stack[-1]:
+            if isinstance(v, list):
+                stack.append(iter(v))
+                break
+            out.append(v)
+        else:
+            stack.pop()
     return out
 
 

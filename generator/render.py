@@ -25,6 +25,8 @@ from .variant import Variant
 def _finalize(value: Any) -> Any:
     if isinstance(value, latex.Tex):
         return value
+    if isinstance(value, jinja2.Undefined):
+        return str(value)  # StrictUndefined raises here, naming the missing variable
     if isinstance(value, bool) or value is None:
         raise TypeError(f"template printed {value!r}; use a condition instead")
     if isinstance(value, str):

@@ -55,7 +55,8 @@ def parse_number(value: Any) -> float:
     if isinstance(value, str):
         return _finite(_parse_text(value))
     if isinstance(value, (list, dict)):
-        raise NotANumber(f"expected a number here, got a {'list' if isinstance(value, list) else 'object'}")
+        raise NotANumber("expected a number here, got " +
+                         ("a list" if isinstance(value, list) else "an object"))
     raise NotANumber(f"{show(value)} is not a number")
 
 

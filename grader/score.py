@@ -165,12 +165,19 @@ def _kind(value: Any) -> str:
 
 def echo_value(value: Any) -> Any:
     """The student's value made safe to store in a JSON report (bounded in size)."""
+    if not isinstance(value, list):
+        return _echo_leaf(value)
+    leaves = flatten(value)
+    if len(leaves) > MAX_ECHO:
+        return f"<{describe_given(value)}, not shown>"
+    if all(_echo_leaf(v) is v for v in leaves):
+        return value  # the common case: plain numbers and short strings, kept as given
+    return [echo_value(v) for v in value]
+
+
+def _echo_leaf(value: Any) -> Any:
     if isinstance(value, NonFinite):
         return value.text
-    if isinstance(value, list):
-        if len(flatten(value)) > MAX_ECHO:
-            return f"<{describe_given(value)}, not shown>"
-        return [echo_value(v) for v in value]
     if isinstance(value, dict):
         return "<an object, not shown>"
     if isinstance(value, str) and len(value) > 80:

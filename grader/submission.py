@@ -14,6 +14,7 @@ from typing import Any
 from .numbers import NonFinite
 
 MAX_BYTES = 1_000_000  # default size limit of one submission file
+MAX_DEPTH = 16  # nesting of lists and objects; answers need at most 6
 
 
 @dataclass
@@ -40,9 +41,23 @@ def read_submission(path: Path, max_bytes: int = MAX_BYTES) -> Submission:
         sub.error = f"cannot read file: {err.strerror}"
         return sub
     data = _parse_json(raw, sub)
-    if data is not None:
+    if data is not None and depth(data) > MAX_DEPTH:
+        sub.error = f"lists or objects nested more than {MAX_DEPTH} deep"
+    elif data is not None:
         _read_structure(data, sub)
     return sub
+
+
+def depth(data: Any) -> int:
+    """How deeply lists and objects nest (iterative: no recursion on hostile input)."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        value, level = stack.pop()
+        if isinstance(value, (list, dict)):
+            deepest = max(deepest, level)
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((c, level + 1) for c in children if isinstance(c, (list, dict)))
+    return deepest
 
 
 def _parse_json(raw: bytes, sub: Submission) -> Any:

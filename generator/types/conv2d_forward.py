@@ -103,12 +103,21 @@ class Conv2dForward(Exercise):
             size = choice(rng, [ks + 1, ks + 2] if c_in > 1 else [ks + 2, ks + 3])
             size = max(ks, size - int(p["padding"]))
         single = c_in == c_out == 1 and np.ndim(pinned.get("input", [[0]])) == 2
+        if k_pin is not None and x_pin is not None and k_pin.shape[1] != x_pin.shape[0]:
+            raise ParamError(f"the input has {x_pin.shape[0]} channel(s) but the kernel "
+                             f"expects {k_pin.shape[1]}")
+        h, w = (x_pin.shape[1:] if x_pin is not None else (size, size))
+        kh, kw = (k_pin.shape[2:] if k_pin is not None else (ks, ks))
+        if min(output_size(h, kh, int(p["stride"]), int(p["padding"])),
+               output_size(w, kw, int(p["stride"]), int(p["padding"]))) < 1:
+            raise ParamError(f"the {kh}x{kw} kernel does not fit the {h}x{w} input "
+                             f"with padding {p['padding']}")
         # Under a ReLU no pre-activation may be exactly 0; zero-free values make that
         # likely even where padding leaves a single product in a window.
         relu = p["activation"] == "relu"
         for _ in range(MAX_BATCHES):
-            xs = _batch(rng, x_pin, (c_in, size, size), 1 if relu else 0, 3, False)
-            kb = _batch(rng, k_pin, (c_out, c_in, ks, ks), -2, 2, relu)
+            xs = _batch(rng, x_pin, (c_in, h, w), 1 if relu else 0, 3, False)
+            kb = _batch(rng, k_pin, (c_out, c_in, kh, kw), -2, 2, relu)
             bs = None
             if p["bias"] is not None:
                 bs = np.broadcast_to(np.atleast_1d(np.asarray(p["bias"], dtype=float)),

@@ -1,0 +1,111 @@
+"""Grading a class: every file reported once, bad files never stop the batch."""
+
+import csv
+import json
+import os
+
+import pytest
+
+from deepdrill.grader.batch import collect_files, grade_files, load_key, write_reports
+
+
+@pytest.fixture
+def key(example_build):
+    return load_key(example_build / "key.json")
+
+
+def right_answers(key, sid):
+    return {label: v.answers for label, v in key.students[sid].variants.items()}
+
+
+@pytest.fixture
+def class_folder(tmp_path, key):
+    """A folder with one file of every kind a real class produces."""
+    d = tmp_path / "subs"
+    d.mkdir()
+
+    def put(name, data, raw=None):
+        p = d / name
+        p.write_text(raw if raw is not None else json.dumps(data), encoding="utf-8")
+        return p
+
+    put("right.json", {"student_id": "s001", "answers": right_answers(key, "s001")})
+    put("bom.json", None, "\ufeff" + json.dumps({"student_id": "s002",
+                                                  "answers": right_answers(key, "s002")}))
+    first = key.students["s003"].variants["q1"]
+    q1_field = first.fields[0].name
+    nan_text = json.dumps({"student_id": "s003", "answers": {"q1": {q1_field: "PLACEHOLDER"}}})
+    put("nan.json", None, nan_text.replace('"PLACEHOLDER"', "NaN"))
+    put("broken.json", None, '{"student_id": "s004", "answers": {')
+    put("s005.json", None, "not json at all")  # unreadable, recognised by file name
+    put("stranger.json", {"student_id": "zz-not-enrolled", "answers": {}})
+    put("list.json", [1, 2, 3])
+    put("empty.json", None, "")
+    put("deep.json", None, "[" * 200 + "]" * 200)
+    (d / "huge.json").write_bytes(b'{"student_id": "s006", "pad": "' + b"x" * 2_000_000 + b'"}')
+    old = put("s001-old.json", {"student_id": "s001", "answers": {}})
+    os.utime(old, (1_000_000, 1_000_000))  # older: superseded by right.json
+    nested = d / "more"
+    nested.mkdir()
+    put("more/textnumbers.json", {"student_id": "s006",
+                                  "answers": {"q1": {q1_field: "lots"}, "q9": {}}})
+    return d
+
+
+def test_every_file_appears_once_with_a_status(key, class_folder):
+    files = collect_files([class_folder])
+    report = grade_files(key, files)
+    assert sorted(e.file for e in report.entries) == sorted(str(f) for f in files)
+    status = {os.path.basename(e.file): e.status for e in report.entries}
+    assert status == {
+        "right.json": "graded", "bom.json": "graded", "nan.json": "graded",
+        "broken.json": "unreadable", "s005.json": "unreadable", "stranger.json": "unknown_student",
+        "list.json": "unreadable", "empty.json": "unreadable", "deep.json": "unreadable",
+        "huge.json": "unreadable", "s001-old.json": "superseded", "textnumbers.json": "graded",
+    }
+    for e in report.entries:
+        if e.status != "graded":
+            assert e.messages, e.file
+
+
+def test_scores_and_messages(key, class_folder):
+    report = grade_files(key, collect_files([class_folder]))
+    by_name = {os.path.basename(e.file): e for e in report.entries}
+    assert by_name["right.json"].score == pytest.approx(key.max_score)
+    assert by_name["bom.json"].score == pytest.approx(key.max_score)
+    nan = by_name["nan.json"]
+    assert nan.score == 0
+    assert any("NaN" in f.feedback for f in nan.questions["q1"].fields.values())
+    assert "over the 1,000,000-byte limit" in by_name["huge.json"].messages[0]
+    assert "not valid JSON" in by_name["broken.json"].messages[0]
+    assert by_name["s005.json"].student_id == "s005"
+    text = by_name["textnumbers.json"]
+    assert "ignored unknown question(s): q9" in text.messages
+    assert any("got text" in f.feedback for f in text.questions["q1"].fields.values())
+
+
+def test_reports_on_disk(key, class_folder, tmp_path):
+    report = grade_files(key, collect_files([class_folder]))
+    csv_path, json_path = write_reports(report, tmp_path / "grades")
+    with csv_path.open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    by_id = {r["id"]: r for r in rows}
+    for sid in key.students:  # a row per student on the roster, exactly once
+        assert [r["id"] for r in rows].count(sid) == 1
+    assert by_id["s001"]["status"] == "graded"
+    assert float(by_id["s001"]["total"]) == pytest.approx(key.max_score)
+    assert by_id["s005"]["status"] == "unreadable"
+    assert by_id["zz-not-enrolled"]["status"] == "unknown_student"
+    data = json.loads(json_path.read_text(encoding="utf-8"))
+    assert len(data["submissions"]) == len(report.entries)
+    q = data["submissions"][0]["questions"]
+    for fields in (v["fields"] for v in q.values()):
+        for f in fields.values():
+            assert {"score", "max_score", "expected", "given", "feedback", "correct"} <= set(f)
+
+
+def test_a_student_without_a_file_gets_a_row(key, tmp_path):
+    report = grade_files(key, [])
+    rows = report.student_rows()
+    assert {r["status"] for r in rows} == {"no_submission"}
+    assert len(rows) == len(key.students)

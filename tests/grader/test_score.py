@@ -1,0 +1,113 @@
+"""Scoring a question: right answers earn full marks, wrong ones lose the right points,
+typical mistakes are named, and garbage never raises."""
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from deepdrill.generator.exercise import all_types, make_variant
+from deepdrill.grader.numbers import NonFinite
+from deepdrill.grader.score import CreditPolicy, grade_question
+
+CONV = {"input": [[1, 2, 0], [0, 1, 3], [2, 1, 1]], "kernel": [[1, -1], [0, 2]]}
+TYPES = [t.id for t in all_types()]
+
+
+@pytest.fixture(scope="module")
+def conv():
+    return make_variant("conv2d_forward", 0, CONV)
+
+
+@pytest.mark.parametrize("type_id", TYPES)
+def test_right_answers_score_full_marks(type_id):
+    for seed in range(40):
+        v = make_variant(type_id, seed)
+        r = grade_question(v, v.answers, 10)
+        assert r.score == pytest.approx(10), (seed, {k: f.feedback for k, f in r.fields.items()})
+        assert all(f.correct for f in r.fields.values())
+
+
+@pytest.mark.parametrize("type_id", TYPES)
+def test_each_mistake_loses_points_and_is_named(type_id):
+    named = 0
+    for seed in range(40):
+        v = make_variant(type_id, seed)
+        for m in v.mistakes:
+            r = grade_question(v, {**v.answers, **m.answers}, 10)
+            assert r.score < 10
+            for name in m.answers:
+                f = r.fields[name]
+                assert not f.correct
+                if f.mistake == m.name:
+                    named += 1
+                    assert m.feedback in f.feedback
+    assert named > 0, "no mistake was ever recognised"
+
+
+def test_right_answers_as_text_and_fractions(conv):
+    r = grade_question(conv, {"output": [["1", "8/1"], ["1.0", "0/3"]]}, 10)
+    assert r.score == 10
+
+
+def test_per_entry_credit_and_all_or_nothing(conv):
+    half = {"output": [[1, 8], [0, 1]]}
+    assert grade_question(conv, half, 10).score == pytest.approx(5)
+    assert grade_question(conv, half, 10, CreditPolicy(per_entry=False)).score == 0
+    full = grade_question(conv, {"output": [[1, 8], [1, 0]]}, 10, CreditPolicy(per_entry=False))
+    assert full.score == 10
+
+
+def test_flipped_kernel_is_named(conv):
+    f = grade_question(conv, {"output": [[3, 6], [-1, 2]]}, 10).fields["output"]
+    assert f.mistake == "flipped_kernel"
+    assert "flipped the kernel" in f.feedback
+
+
+@pytest.mark.parametrize("given, words", [
+    ([[1, 8, 1, 0]], "expected a 2x2 matrix"),
+    ([1, 8, 1, 0], "expected a 2x2 matrix, got a list of 4 numbers"),
+    ("1 8 1 0", "expected a 2x2 matrix, got text"),
+    ({"a": 1}, "got an object"),
+    ([[1, 8], [1, NonFinite("NaN")]], "NaN is not a finite number"),
+    ([[1, 8], [1, "zero"]], "'zero' is not a number"),
+    ([[1, 8], [1, None]], "no answer given"),
+])
+def test_bad_values_get_messages_and_partial_credit(conv, given, words):
+    f = grade_question(conv, {"output": given}, 4).fields["output"]
+    assert words in f.feedback
+    assert not f.correct
+    assert f.score in (0, 3)
+
+
+def test_single_channel_wrapped_in_one_more_list_is_accepted(conv):
+    assert grade_question(conv, {"output": [[[1, 8], [1, 0]]]}, 1).score == 1
+
+
+def test_missing_question_and_unknown_fields(conv):
+    r = grade_question(conv, None, 5)
+    assert r.score == 0 and r.fields["output"].feedback == "no answer"
+    r = grade_question(conv, {"output": [[1, 8], [1, 0]], "extra": 1}, 5)
+    assert r.score == 5 and "extra" in r.notes[0]
+    r = grade_question(conv, [1, 2], 5)
+    assert r.score == 0 and "expected an object" in r.notes[0]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=20)
+    | st.builds(NonFinite, st.sampled_from(["NaN", "Infinity", "-Infinity"])),
+    lambda children: st.lists(children, max_size=6) | st.dictionaries(st.text(max_size=5), children,
+                                                                      max_size=4),
+    max_leaves=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_garbage_never_raises_and_scores_within_bounds(value):
+    v = make_variant("conv2d_forward", 0, CONV)
+    for answers in (value, {"output": value}):
+        r = grade_question(v, answers, 10)
+        assert 0 <= r.score <= 10 and math.isfinite(r.score)
+        for f in r.fields.values():
+            assert isinstance(f.feedback, str) and f.feedback
