@@ -15,6 +15,11 @@ EXAMPLES = ROOT / "examples"
 
 
 @pytest.fixture(scope="session")
+def examples() -> Path:
+    return EXAMPLES
+
+
+@pytest.fixture(scope="session")
 def example_assignment():
     return load_assignment(EXAMPLES / "assignment.toml")
 

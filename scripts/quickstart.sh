@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The main job, end to end: set up, build the example assignment for the example roster
+# (PDFs included), then grade the example submissions beside it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+OUT=output/example
+rm -rf "$OUT"
+.venv/bin/deepdrill build examples/assignment.toml --roster examples/roster.csv --out "$OUT"
+.venv/bin/deepdrill grade --key "$OUT/key.json" examples/submissions --out "$OUT/grades"
+cat <<MSG
+
+Done. Look at:
+  $OUT/problems.pdf and $OUT/solutions.pdf      every student's sheets, for printing
+  $OUT/students/<id>/                           one student's PDFs and blank submission.json
+  $OUT/grades/grades.csv and report.json        the grades of examples/submissions
+MSG

@@ -1,0 +1,103 @@
+"""The deepdrill command as users call it."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from deepdrill.cli import cli
+
+CONV = '{"input": [[1,2,0],[0,1,3],[2,1,1]], "kernel": [[1,-1],[0,2]]}'
+
+
+@pytest.fixture
+def run():
+    runner = CliRunner()
+
+    def invoke(*args, ok=True):
+        result = runner.invoke(cli, list(args), catch_exceptions=False)
+        assert (result.exit_code == 0) is ok, result.output
+        return result
+    return invoke
+
+
+def test_list(run):
+    out = run("list").output
+    assert "conv2d_forward" in out
+    data = json.loads(run("list", "--json").output)
+    assert {"id", "title", "summary", "params", "options"} <= set(data[0])
+
+
+def test_solve_json_gives_the_issue_example(run):
+    data = json.loads(run("solve", "conv2d_forward", "--params", CONV, "--json").output)
+    assert data["answers"] == {"output": [[1, 8], [1, 0]]}
+    assert data["params"]["stride"] == 1 and data["type"] == "conv2d_forward"
+
+
+def test_solve_reads_params_from_a_file(run, tmp_path):
+    (tmp_path / "p.json").write_text(CONV)
+    data = json.loads(run("solve", "conv2d_forward", "--params", f"@{tmp_path / 'p.json'}",
+                          "--json").output)
+    assert data["answers"]["output"] == [[1, 8], [1, 0]]
+
+
+def test_solve_tex_is_a_whole_document(run):
+    tex = run("solve", "conv2d_forward", "--params", CONV, "--tex").output
+    assert tex.startswith(r"\documentclass") and r"\end{document}" in tex
+    assert r"1\cdot 1 + 2\cdot (-1) + 0\cdot 0 + 1\cdot 2 = \mathbf{1}" in tex
+
+
+def test_check_json(run):
+    out = run("check", "conv2d_forward", "--params", CONV, "--answers",
+              '{"output": [[1, 8], [1, 1]]}', "--json").output
+    data = json.loads(out)
+    assert data["score"] == 0.75 and data["max_score"] == 1
+    f = data["fields"]["output"]
+    assert set(f) == {"correct", "score", "max_score", "expected", "given", "feedback"}
+    assert f["expected"] == [[1, 8], [1, 0]] and f["given"] == [[1, 8], [1, 1]]
+
+
+@pytest.mark.parametrize("args, words", [
+    (("solve", "nope"), "unknown exercise type 'nope'"),
+    (("solve", "conv2d_forward", "--params", "{bad"), "--params is not valid JSON"),
+    (("solve", "conv2d_forward", "--params", "[1]"), "--params must be a JSON object"),
+    (("solve", "conv2d_forward", "--params", '{"kernel": [[1,2],[3,4]], "input": [[1]]}'),
+     "does not fit"),
+    (("build", "{examples}/assignment.toml"), "give either --roster CSV or --variants N"),
+])
+def test_errors_are_one_clear_line(run, args, words, examples):
+    result = run(*(a.replace("{examples}", str(examples)) for a in args), ok=False)
+    assert result.exit_code == 2
+    assert words in result.output
+    assert "Traceback" not in result.output
+
+
+def test_build_then_grade_without_pdf(run, tmp_path, examples):
+    EXAMPLES = examples
+    out = tmp_path / "out"
+    run("build", str(EXAMPLES / "assignment.toml"), "--roster", str(EXAMPLES / "roster.csv"),
+        "--out", str(out), "--no-pdf", "-q")
+    assert (out / "key.json").exists() and not (out / "problems.pdf").exists()
+    result = run("grade", "--key", str(out / "key.json"), str(EXAMPLES / "submissions"),
+                 "--out", str(tmp_path / "grades"))
+    assert "question" in result.output and "unreadable" in result.output
+    assert (tmp_path / "grades" / "grades.csv").exists()
+
+
+def test_variants_without_roster(run, tmp_path, examples):
+    EXAMPLES = examples
+    run("build", str(EXAMPLES / "assignment.toml"), "--variants", "3", "--out",
+        str(tmp_path / "v"), "--no-pdf", "-q")
+    manifest = json.loads((tmp_path / "v" / "manifest.json").read_text())
+    assert [s["id"] for s in manifest["students"]] == ["v001", "v002", "v003"]
+
+
+def test_schema_ships_and_validates_a_blank_submission(run, example_build):
+    import jsonschema
+    schema = json.loads(run("schema").output)
+    for sub in (example_build / "students").glob("*/submission.json"):
+        jsonschema.validate(json.loads(sub.read_text()), schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"student_id": "x", "answers": {"q1": {"output": "abc"}}}, schema)
+    jsonschema.validate({"student_id": "x", "answers": {"q1": {"output": [["1/4", 2.5e-3]]}}},
+                        schema)
