@@ -36,6 +36,11 @@ def _finalize(value: Any) -> Any:
     raise TypeError(f"template printed a {type(value).__name__}; format it as LaTeX first")
 
 
+def plural(n: int, word: str, many: str | None = None) -> latex.Tex:
+    """``3|plural("filter")`` -> "3 filters"; ``1|plural("filter")`` -> "1 filter"."""
+    return latex.Tex(f"{latex.num(n)} {word if n == 1 else (many or word + 's')}")
+
+
 @functools.cache
 def environment() -> jinja2.Environment:
     folder = resources.files("deepdrill.templates")
@@ -59,6 +64,7 @@ def environment() -> jinja2.Environment:
     env.filters["row"] = latex.row
     env.filters["shape"] = latex.shape
     env.filters["tex"] = latex.Tex  # for template literals only, never for outside text
+    env.filters["plural"] = plural
     return env
 
 
