@@ -5,3 +5,5 @@ under templates/<id>/, and add one import line below.
 """
 
 from . import conv2d_forward  # noqa: F401
+from . import softmax  # noqa: F401
+from . import cross_entropy  # noqa: F401
