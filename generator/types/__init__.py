@@ -7,3 +7,4 @@ under templates/<id>/, and add one import line below.
 from . import conv2d_forward  # noqa: F401
 from . import softmax  # noqa: F401
 from . import cross_entropy  # noqa: F401
+from . import batchnorm_forward  # noqa: F401
