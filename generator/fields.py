@@ -156,7 +156,10 @@ def skeleton(shape: Shape) -> Any:
 def describe_shape(shape: Shape) -> str:
     """Words for a shape, as the sheet and the grader's messages say it."""
     if is_ragged(shape):
-        return f"a list of {len(shape)} items ({', '.join(describe_shape(s) for s in shape)})"
+        lengths = sorted({s[0] for s in shape if len(s) == 1})
+        if len(lengths) == len({tuple(s) for s in shape}):  # all items are plain lists
+            return f"a list of {len(shape)} lists of {' or '.join(map(str, lengths))} numbers"
+        return f"a list of {len(shape)} items of different shapes"
     if not shape:
         return "a number"
     if len(shape) == 1:

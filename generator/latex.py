@@ -101,5 +101,11 @@ def dot(pairs: Sequence[tuple[Any, Any]], sig: int = SIG_FIGS) -> Tex:
     return Tex(" + ".join(rf"{num(a, sig)}\cdot {term(b, sig)}" for a, b in pairs))
 
 
+def count(n: Any) -> Tex:
+    """A whole number with thin spaces between groups of three digits: 120\\,422\\,400."""
+    text = f"{int(n):,}"
+    return Tex(text.replace(",", r"\,"))
+
+
 def shape(dims: Iterable[int]) -> Tex:
     return Tex("(" + ", ".join(str(int(d)) for d in dims) + ")")

@@ -30,7 +30,8 @@ def test_describe_shape_reads_like_the_sheet():
     assert describe_shape([4]) == "a list of 4 numbers"
     assert describe_shape([2, 3]) == "a 2x3 matrix"
     assert describe_shape([2, 2, 2]) == "an array of shape 2x2x2"
-    assert describe_shape([[3], [1]]).startswith("a list of 2 items")
+    assert describe_shape([[3], [1], [3]]) == "a list of 3 lists of 1 or 3 numbers"
+    assert describe_shape([[2, 2], [1]]) == "a list of 2 items of different shapes"
 
 
 def test_tolerance_overrides_and_round_trip():
