@@ -156,8 +156,8 @@ def skeleton(shape: Shape) -> Any:
 def describe_shape(shape: Shape) -> str:
     """Words for a shape, as the sheet and the grader's messages say it."""
     if is_ragged(shape):
-        lengths = sorted({s[0] for s in shape if len(s) == 1})
-        if len(lengths) == len({tuple(s) for s in shape}):  # all items are plain lists
+        if all(len(s) == 1 and isinstance(s[0], int) for s in shape):  # every item a flat list
+            lengths = sorted({s[0] for s in shape})
             return f"a list of {len(shape)} lists of {' or '.join(map(str, lengths))} numbers"
         return f"a list of {len(shape)} items of different shapes"
     if not shape:
