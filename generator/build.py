@@ -134,8 +134,11 @@ def chunk_size(n_students: int, workers: int) -> int:
 
 def _build_chunk(assignment: Assignment, students: list[Student], folders: list[str],
                  out: Path, pdf_dir: Path | None, index: int) -> list[StudentBuild]:
-    """One task: variants for some students, and their PDFs when pdf_dir is given."""
+    """One task: variants and blank submissions for some students, and their PDFs when
+    pdf_dir is given."""
     builds = make_variants(assignment, students, folders=folders)
+    for b in builds:
+        write_json(out / "students" / b.folder / "submission.json", blank_submission(assignment, b))
     if pdf_dir is not None:
         chunk_sheets = sheets(assignment, builds)
         for solutions, kind in ((False, "problems"), (True, "solutions")):
@@ -190,8 +193,6 @@ def build(assignment: Assignment, students: list[Student], out: Path, *, pdf: bo
                 concatenate(sorted(pdf_dir.glob(f"{kind}-*.pdf")), out / f"{kind}.pdf")
 
     write_json(out / "key.json", key_json(assignment, builds), indent=None)
-    for b in builds:
-        write_json(out / "students" / b.folder / "submission.json", blank_submission(assignment, b))
     files = {"key": "key.json", "submissions": "students/<folder>/submission.json"}
     if pdf:
         files.update({"problems": "problems.pdf", "solutions": "solutions.pdf",
