@@ -1,5 +1,7 @@
 """cross_entropy against torch (F.cross_entropy and autograd), and the sympy derivation."""
 
+import json
+
 import numpy as np
 import pytest
 import sympy
@@ -7,59 +9,110 @@ import torch
 import torch.nn.functional as F
 
 from deepdrill.errors import ParamError
-from deepdrill.generator.exercise import make_variant
+from deepdrill.generator.exercise import get, make_variant
 from deepdrill.generator.render import Question, Sheet, render_document
-from deepdrill.generator.types.cross_entropy import derivation, one_hot
+from deepdrill.generator.types.cross_entropy import derivation
+from deepdrill.generator.variant import Variant
 
 SEEDS = range(250)
+OPTIONS = [{}, {"one_hot": True}, {"batch": 3}, {"batch": 2, "one_hot": True}, {"batch": 1},
+           {"classes": 5, "batch": 4}]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny tensors: torch's thread pool only adds overhead, and stalls on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def class_indices(logits, target):
+    """The target as a tensor of class indices, read independently of the module under test."""
+    if np.ndim(target) == np.ndim(logits):  # one-hot, shaped like the logits
+        return torch.tensor(np.argmax(np.atleast_2d(target), axis=-1))
+    return torch.tensor(np.atleast_1d(target), dtype=torch.long)
 
 
 def torch_oracle(logits, target):
+    """probabilities, mean loss and dL/dz from torch, shaped like the logits."""
     z = torch.tensor(np.atleast_2d(logits), dtype=torch.float64, requires_grad=True)
-    y = torch.tensor(one_hot(target, logits), dtype=torch.float64)
-    loss = F.cross_entropy(z, y.argmax(-1), reduction="mean")
+    loss = F.cross_entropy(z, class_indices(logits, target), reduction="mean")
     loss.backward()
-    s = torch.softmax(z, -1).detach().numpy()
+    s = torch.softmax(z, dim=-1).detach().numpy()
     g = z.grad.numpy()
     if np.ndim(logits) == 1:
         s, g = s[0], g[0]
     return s, loss.item(), g
 
 
-@pytest.mark.parametrize("options", [{}, {"batch": 3}, {"one_hot": True}, {"batch": 2, "one_hot": True}])
+@pytest.mark.parametrize("options", OPTIONS)
 def test_seed_sweep_against_torch(options):
     for seed in SEEDS:
         v = make_variant("cross_entropy", seed, options=options)
         s, loss, g = torch_oracle(v.params["logits"], v.params["target"])
+        assert np.shape(v.answers["probabilities"]) == s.shape  # 2-D stays 2-D
+        assert np.shape(v.answers["grad_logits"]) == g.shape
         np.testing.assert_allclose(v.answers["probabilities"], s, rtol=1e-12)
         assert v.answers["loss"] == pytest.approx(loss, rel=1e-12)
-        np.testing.assert_allclose(v.answers["grad_logits"], g, rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(v.answers["grad_logits"], g, rtol=1e-10, atol=1e-15)
+        assert [f.shape for f in v.fields] == [list(s.shape), [], list(g.shape)]
 
 
-def test_sympy_derivative_agrees_with_autograd():
+def sympy_gradient(kind):
     d = derivation()
-    (z1, z2, z3), (y1, y2, y3) = d["symbols"]
-    raw = sympy.lambdify([z1, z2, z3, y1, y2, y3], d["raw"])
-    simple = sympy.lambdify([z1, z2, z3, y1, y2, y3], d["gradient"])
+    z, y = d["symbols"]
+    return [sympy.lambdify([*z, *y], g) for g in d[kind]]
+
+
+@pytest.mark.parametrize("kind", ["raw", "gradient"])
+def test_sympy_derivative_agrees_with_autograd(kind):
+    """Every component of sympy's dL/dz, for one-hot and for soft (normalised) targets."""
+    grads = sympy_gradient(kind)
     rng = np.random.default_rng(0)
-    for _ in range(100):
+    for trial in range(200):
         z = rng.normal(size=3) * 2
-        t = int(rng.integers(3))
-        y = np.eye(3)[t]
-        _, _, g = torch_oracle(z, t)
-        assert raw(*z, *y) == pytest.approx(g[0], abs=1e-12)
-        assert simple(*z, *y) == pytest.approx(g[0], abs=1e-12)
-    assert sympy.simplify(d["gradient"] - (sympy.exp(z1) / sum(map(sympy.exp, (z1, z2, z3))) - y1)) == 0
+        y = np.eye(3)[rng.integers(3)] if trial % 2 else rng.dirichlet(np.ones(3))
+        zt = torch.tensor(z, requires_grad=True, dtype=torch.float64)
+        F.cross_entropy(zt[None], torch.tensor(y)[None]).backward()
+        ours = [g(*z, *y) for g in grads]
+        np.testing.assert_allclose(ours, zt.grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+def test_derivation_reduces_to_s_minus_y_and_is_cached():
+    d = derivation()
+    (z0, z1, z2), (y0, y1, y2) = d["symbols"]
+    total = sympy.exp(z0) + sympy.exp(z1) + sympy.exp(z2)
+    for i, (zi, yi) in enumerate(zip((z0, z1, z2), (y0, y1, y2))):
+        assert sympy.simplify(d["gradient"][i] - (sympy.exp(zi) / total - yi)) == 0
+    # the raw derivative needs sum(y) = 1 to become s - y: it is not typed-in s - y
+    assert sympy.simplify(d["raw"][0] - (sympy.exp(z0) / total - y0)) != 0
+    assert derivation() is d
+    assert derivation.cache_info().hits >= 1
+
+
+def test_derivation_latex():
+    d = derivation()
+    assert d["tex_gradient"] == r"- y_{0} + \frac{e^{z_{0}}}{e^{z_{0}} + e^{z_{1}} + e^{z_{2}}}"
+    assert d["tex_one_hot"] == r"- z_{0} + \ln{\left(e^{z_{0}} + e^{z_{1}} + e^{z_{2}} \right)}"
+    assert r"\left(y_{0} + y_{1} + y_{2}\right)" in d["tex_expanded"]
+    assert r"\left(y_{0} + y_{1} + y_{2}\right)" in d["tex_grouped"]
 
 
 @pytest.mark.parametrize("logits, target, loss, grad", [
     ([0, 0], 1, np.log(2), [0.5, -0.5]),
+    ([0, 0], [0, 1], np.log(2), [0.5, -0.5]),
     ([np.log(1), np.log(3)], [1, 0], np.log(4), [-0.75, 0.75]),
+    ([0, np.log(2), np.log(5)], 2, np.log(8 / 5), [0.125, 0.25, -0.375]),
     ([[0, 0], [0, 0]], [0, 1], np.log(2), [[-0.25, 0.25], [0.25, -0.25]]),
+    ([[0, np.log(3)], [0, 0]], [[0, 1], [1, 0]], (np.log(4 / 3) + np.log(2)) / 2,
+     [[0.125, -0.125], [-0.25, 0.25]]),
 ])
 def test_hand_checked(logits, target, loss, grad):
     v = make_variant("cross_entropy", 0, {"logits": logits, "target": target})
-    assert v.answers["loss"] == pytest.approx(loss)
+    assert v.params["target"] == target  # stored as given
+    assert v.answers["loss"] == pytest.approx(loss, rel=1e-12)
     np.testing.assert_allclose(v.answers["grad_logits"], grad, atol=1e-12)
 
 
@@ -67,23 +120,157 @@ def test_mistakes_reproduce_their_errors():
     v = make_variant("cross_entropy", 0, {"logits": [2, 1, 0], "target": 1})
     by = {m.name: m.answers for m in v.mistakes}
     s = v.answers["probabilities"]
-    assert by["log10"]["loss"] == pytest.approx(-np.log10(s[1]))
-    assert by["wrong_class"]["loss"] == pytest.approx(-np.log(s[0]))
-    np.testing.assert_allclose(by["grad_is_s"]["grad_logits"], s)
-    batch = make_variant("cross_entropy", 3, options={"batch": 2})
-    assert "no_batch_mean" in {m.name for m in batch.mistakes}
+    assert by["log10"] == {"loss": pytest.approx(-np.log10(s[1]))}
+    assert by["predicted_class"] == {"loss": pytest.approx(-np.log(s[0]))}  # class 0 is argmax
+    assert by["grad_is_s"] == {"grad_logits": pytest.approx(s)}
+    batch = make_variant("cross_entropy", 0, {"logits": [[2, 1, 0], [0, 0, 3]], "target": [1, 2]})
+    by = {m.name: m.answers for m in batch.mistakes}
+    sb = np.asarray(batch.answers["probabilities"])
+    y = np.array([[0, 1, 0], [0, 0, 1]])
+    assert by["summed_over_batch"]["loss"] == pytest.approx(2 * batch.answers["loss"])
+    np.testing.assert_allclose(by["summed_over_batch"]["grad_logits"], sb - y)
+    np.testing.assert_allclose(by["grad_is_s"]["grad_logits"], sb / 2)
+    # row 2's target is its argmax, so only row 1 changes the "predicted class" loss
+    predicted = -(np.log(sb[0, 0]) + np.log(sb[1, 2])) / 2
+    assert by["predicted_class"]["loss"] == pytest.approx(predicted)
 
 
-@pytest.mark.parametrize("target", [3, -1, [0, 1], [0.5, 0.5, 0], [1, 1, 0], "a"])
-def test_bad_targets(target):
-    with pytest.raises(ParamError):
+def test_predicted_class_mistake_dropped_when_the_target_is_predicted():
+    v = make_variant("cross_entropy", 0, {"logits": [2, 1, 0], "target": 0})
+    assert "predicted_class" not in {m.name for m in v.mistakes}
+
+
+def test_every_mistake_differs_from_the_answer():
+    for seed in SEEDS:
+        options = {"batch": 2} if seed % 2 else {}
+        v = make_variant("cross_entropy", seed, options=options)
+        names = {m.name for m in v.mistakes}
+        assert {"log10", "grad_is_s"} <= names
+        assert ("summed_over_batch" in names) == bool(options)
+        for m in v.mistakes:
+            for field, value in m.answers.items():
+                assert not np.allclose(value, v.answers[field], rtol=1e-2, atol=1e-3), m.name
+
+
+@pytest.mark.parametrize("options", [{}, {"batch": 3}])
+def test_draws_are_hand_friendly(options):
+    for seed in SEEDS:
+        v = make_variant("cross_entropy", seed, options=options)
+        z = np.atleast_2d(v.params["logits"])
+        assert np.all(np.round(z * 10) == z * 10) and z.min() >= -2 and z.max() <= 3
+        top = np.sort(z, axis=-1)
+        assert np.all(top[:, -1] > top[:, -2]), "tie for the largest logit"
+        t = np.atleast_1d(v.params["target"])
+        assert t.dtype.kind == "i" and np.all((0 <= t) & (t < z.shape[1]))
+
+
+def test_targets_are_drawn_over_all_classes():
+    seen = {make_variant("cross_entropy", s, options={"classes": 4}).params["target"]
+            for s in range(60)}
+    assert seen == {0, 1, 2, 3}
+
+
+def test_deterministic_per_seed_and_json_round_trip():
+    for seed in range(20):
+        for options in ({}, {"batch": 2, "one_hot": True}):
+            v = make_variant("cross_entropy", seed, options=options)
+            assert v == make_variant("cross_entropy", seed, options=options)
+            assert Variant.from_json(json.loads(json.dumps(v.to_json()))) == v
+
+
+@pytest.mark.parametrize("target, ndim, classes", [
+    (2, 1, None),
+    (5, 1, 6),
+    ([0, 0, 0, 1], 1, 4),  # a one-hot vector: one example
+    ([2, 0], 2, None),  # not one-hot: a batch of class indices
+    ([[0, 1, 0], [1, 0, 0]], 2, 3),
+])
+def test_pinned_target_gets_logits_that_fit(target, ndim, classes):
+    v = make_variant("cross_entropy", 3, {"target": target})
+    assert v.params["target"] == target
+    z = np.asarray(v.params["logits"])
+    assert z.ndim == ndim and z.shape[-1] >= 3
+    if classes:
+        assert z.shape[-1] == classes
+
+
+def test_batch_option_reads_a_flat_pinned_target_as_indices():
+    v = make_variant("cross_entropy", 3, {"target": [0, 1]}, options={"batch": 2})
+    assert np.shape(v.params["logits"])[0] == 2
+    single = make_variant("cross_entropy", 3, {"target": [0, 1]})
+    assert np.shape(single.params["logits"]) == (2,)  # a valid one-hot vector
+
+
+def test_pinned_logits_get_a_target_in_range():
+    for seed in range(30):
+        v = make_variant("cross_entropy", seed, {"logits": [[1, 2], [0, 3], [2, 2]]})
+        assert v.params["logits"] == [[1, 2], [0, 3], [2, 2]]
+        t = v.params["target"]
+        assert len(t) == 3 and all(c in (0, 1) for c in t)
+
+
+@pytest.mark.parametrize("target, message", [
+    (3, "whole number from 0 to 2"),
+    (-1, "whole number from 0 to 2"),
+    (1.5, "whole number from 0 to 2"),
+    ([0, 1], "one-hot list of 3 numbers"),
+    ([1], "one-hot list of 3 numbers"),
+    ([[1, 0, 0]], "for one example"),
+    ([0.5, 0.5, 0], "exactly one 1"),
+    ([1, 1, 0], "exactly one 1"),
+    ("a", "made of numbers"),
+    (True, "made of numbers"),
+])
+def test_bad_targets(target, message):
+    with pytest.raises(ParamError, match=message):
         make_variant("cross_entropy", 0, {"logits": [1, 2, 3], "target": target})
 
 
-@pytest.mark.parametrize("options", [{}, {"batch": 2}])
-def test_templates_render(options):
-    v = make_variant("cross_entropy", 1, options=options)
+@pytest.mark.parametrize("target, message", [
+    ([0], "list of 2 class indices"),
+    ([0, 2], "from 0 to 1"),
+    ([[1, 0], [1, 1]], "exactly one 1"),
+])
+def test_bad_batch_targets(target, message):
+    with pytest.raises(ParamError, match=message):
+        make_variant("cross_entropy", 0, {"logits": [[1, 2], [3, 4]], "target": target})
+
+
+def test_bad_parameters_and_options():
+    with pytest.raises(ParamError, match="missing parameter 'target'"):
+        get("cross_entropy").check({"logits": [1, 2]})
+    with pytest.raises(ParamError, match="at least 2 numbers"):
+        make_variant("cross_entropy", 0, {"logits": [1], "target": 0})
+    with pytest.raises(ParamError, match="at most 6 classes"):
+        make_variant("cross_entropy", 0, {"target": 9})
+    with pytest.raises(ParamError, match="option classes"):
+        make_variant("cross_entropy", 0, options={"classes": 9})
+
+
+def test_templates_render_one_example():
+    v = make_variant("cross_entropy", 0, {"logits": [0, 1, 2], "target": 1})
     sheet = Sheet("T", "C", [Question(1, 3, v)])
+    problem = render_document([sheet], solutions=False)
+    assert "numbered from 0" in problem and "The target is class 1" in problem
+    assert r"y = \left(0,\ 1,\ 0\right)" in problem
+    assert "sympy" not in problem
     solution = render_document([sheet], solutions=True)
-    assert r"\frac{\partial L}{\partial z_1}" in solution and "s_1 - y_1" in solution
-    assert "sympy" not in render_document([sheet], solutions=False)
+    d = derivation()
+    for key in ("tex_loss", "tex_expanded", "tex_raw", "tex_grouped", "tex_gradient"):
+        assert d[key] in solution
+    assert r"L = -\ln s_{1} = -\ln 0.2447 = \mathbf{1.408}" in solution
+    assert r"= \left(0.09003,\ -0.7553,\ 0.6652\right)" in solution
+    assert r"\texttt{loss} &= 1.408" in solution
+
+
+def test_templates_render_a_batch():
+    v = make_variant("cross_entropy", 0, {"logits": [[0, 0], [0, np.log(3)]],
+                                          "target": [[1, 0], [1, 0]]})
+    sheet = Sheet("T", "C", [Question(1, 3, v)])
+    problem = render_document([sheet], solutions=False)
+    assert r"\toprule" in problem and r"$n = 2$ & $\left(0,\ 1.099\right)$ & 0 &" in problem
+    solution = render_document([sheet], solutions=True)
+    assert r"-\ln s^{(2)}_{0} = -\ln 0.25 = 1.386" in solution
+    assert r"L = \frac{1}{2}(0.6931 + 1.386) = \mathbf{1.04}" in solution
+    assert r"\tfrac{1}{2}\bigl(" in solution and r"divided by $N = 2$" in solution
+    assert r"\texttt{grad\_logits} &= \begin{bmatrix}" in solution
