@@ -37,6 +37,20 @@ def example_build(tmp_path_factory, example_assignment, example_students) -> Pat
     return out
 
 
+@pytest.fixture(autouse=True, scope="session")
+def torch_single_thread():
+    """The oracle's tensors are tiny: torch's thread pool only costs time on 2 cores."""
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def needs_pdflatex():
     if shutil.which("pdflatex") is None:
