@@ -8,3 +8,5 @@ from . import conv2d_forward  # noqa: F401
 from . import softmax  # noqa: F401
 from . import cross_entropy  # noqa: F401
 from . import batchnorm_forward  # noqa: F401
+from . import cnn_layer_table  # noqa: F401
+from . import conv_cost  # noqa: F401

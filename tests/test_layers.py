@@ -1,0 +1,238 @@
+"""The layer notation: parsing, printing back, and shapes/counts against torch.nn."""
+
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from deepdrill.errors import ParamError
+from deepdrill.generator.layers import (BatchNorm, Conv, Dense, Dropout, Flatten, Pool, ReLU,
+                                        as_shape, output_size, parse_layer, parse_layers, trace)
+
+LENET = ["CONV5-6(1,0)", "POOL-2", "CONV5-16(1,0)", "POOL-2", "FLATTEN", "FC-120", "FC-84",
+         "FC-10"]
+
+
+def torch_layer(layer, shape):
+    """The torch.nn module for one parsed layer."""
+    kw = {"dtype": torch.float64}
+    if isinstance(layer, Conv):
+        return nn.Conv2d(shape[0], layer.filters, layer.k, layer.stride, layer.padding,
+                         bias=layer.bias, **kw)
+    if isinstance(layer, Pool):
+        cls = nn.MaxPool2d if layer.mode == "max" else nn.AvgPool2d
+        return cls(layer.k, layer.stride, layer.padding)
+    if isinstance(layer, Dense):
+        lin = nn.Linear(math.prod(shape), layer.units, bias=layer.bias, **kw)
+        return nn.Sequential(nn.Flatten(), lin) if len(shape) == 3 else lin
+    if isinstance(layer, BatchNorm):
+        return (nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d)(shape[0], **kw)
+    return {ReLU: nn.ReLU, Dropout: nn.Dropout, Flatten: nn.Flatten}[type(layer)]()
+
+
+def torch_rows(input_shape, layers):
+    """(output shape, parameters, multiplications) per layer, from torch.nn."""
+    x = torch.zeros((1, *input_shape), dtype=torch.float64)
+    rows = []
+    for layer in layers:
+        module = torch_layer(layer, tuple(x.shape[1:])).eval()
+        y = module(x)
+        params = sum(p.numel() for p in module.parameters())
+        if isinstance(layer, Conv):  # every output value is a k*k*C_in dot product
+            mults = y.numel() * layer.k ** 2 * x.shape[1]
+        elif isinstance(layer, Dense):
+            mults = x.numel() * layer.units
+        else:
+            mults = 0
+        rows.append((tuple(y.shape[1:]), params, mults))
+        x = y
+    return rows
+
+
+# -- parsing ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, layer, canonical", [
+    ("CONV5-6", Conv(5, 6, 1, 2), "CONV5-6"),
+    ("conv3-16 (1, 1)", Conv(3, 16), "CONV3-16"),
+    ("CONV5-6(1,0)", Conv(5, 6, 1, 0), "CONV5-6(1,0)"),
+    ("Conv3-32(2,1)", Conv(3, 32, 2, 1), "CONV3-32(2,1)"),
+    ("CONV1-64", Conv(1, 64, 1, 0), "CONV1-64"),
+    ("POOL-2", Pool(2, 2), "POOL-2"),
+    ("pool-3(2)", Pool(3, 2), "POOL-3(2)"),
+    ("POOL-2(2)", Pool(2), "POOL-2"),
+    ("MAXPOOL-2", Pool(2), "POOL-2"),
+    ("POOL-3(1,1)", Pool(3, 1, 1), "POOL-3(1,1)"),
+    ("AVGPOOL-2", Pool(2, mode="avg"), "AVGPOOL-2"),
+    ("avgpool - 3 (1)", Pool(3, 1, mode="avg"), "AVGPOOL-3(1)"),
+    (" relu ", ReLU(), "RELU"), ("bn", BatchNorm(), "BN"), ("Dropout", Dropout(), "DROPOUT"),
+    ("FLATTEN", Flatten(), "FLATTEN"), ("fc-10", Dense(10), "FC-10"),
+])
+def test_strings(text, layer, canonical):
+    assert parse_layer(text) == layer
+    assert layer.to_json() == canonical == str(layer)
+
+
+@pytest.mark.parametrize("spec, layer", [
+    ({"conv": {"k": 5, "filters": 6, "stride": 1, "padding": 0, "bias": True}}, Conv(5, 6, 1, 0)),
+    ({"conv": {"k": 3, "filters": 8}}, Conv(3, 8, 1, 1)),
+    ({"CONV": {"k": 3, "filters": 8, "padding": 0}}, Conv(3, 8, 1, 0)),
+    ({"pool": {"k": 2}}, Pool(2, 2)),
+    ({"pool": {"k": 3, "stride": 1, "padding": 1}}, Pool(3, 1, 1)),
+    ({"avgpool": {"k": 2, "stride": 1}}, Pool(2, 1, mode="avg")),
+    ({"fc": {"units": 10}}, Dense(10)),
+    ({"relu": {}}, ReLU()), ({"bn": None}, BatchNorm()), ({"dropout": {}}, Dropout()),
+    ({"flatten": {}}, Flatten()),
+])
+def test_dicts(spec, layer):
+    assert parse_layer(spec) == layer
+    assert parse_layer(layer.to_json()) == layer
+
+
+def test_no_bias_stays_a_dict():
+    conv = parse_layer({"conv": {"k": 3, "filters": 4, "bias": False}})
+    assert conv.to_json() == {"conv": {"k": 3, "filters": 4, "stride": 1, "padding": 1,
+                                       "bias": False}}
+    assert parse_layer(conv.to_json()) == conv and not conv.bias
+    fc = parse_layer({"fc": {"units": 10, "bias": False}})
+    assert fc.to_json() == {"fc": {"units": 10, "bias": False}}
+
+
+def pools(max_k, max_stride):
+    modes = st.sampled_from(["max", "avg"])
+    return st.integers(1, max_k).flatmap(lambda k: st.builds(
+        Pool, st.just(k), st.integers(1, max_stride), st.integers(0, k // 2), modes))
+
+
+layer_strategy = st.one_of(
+    st.builds(Conv, st.integers(1, 7), st.integers(1, 512), st.integers(1, 4),
+              st.one_of(st.none(), st.integers(0, 3)), st.booleans()),
+    pools(5, 4),
+    st.builds(Dense, st.integers(1, 4096), st.booleans()),
+    st.sampled_from([ReLU(), BatchNorm(), Dropout(), Flatten()]),
+)
+
+
+@given(layer_strategy)
+def test_every_layer_round_trips(layer):
+    assert parse_layer(layer.to_json()) == layer
+    with_bias = replace(layer, bias=True) if hasattr(layer, "bias") else layer
+    assert parse_layer(layer.notation().lower().replace("-", " - ")) == with_bias
+
+
+# -- shapes and counts ----------------------------------------------------------------
+
+def test_lenet_by_hand():
+    rows = trace((1, 32, 32), parse_layers(LENET))
+    assert [r.output_shape for r in rows] == [(6, 28, 28), (6, 14, 14), (16, 10, 10),
+                                               (16, 5, 5), (400,), (120,), (84,), (10,)]
+    assert [r.params for r in rows] == [156, 0, 2416, 0, 0, 48120, 10164, 850]
+    assert [r.multiplications for r in rows] == [117600, 0, 240000, 0, 0, 48000, 10080, 840]
+    assert [r.input_shape for r in rows][4] == (16, 5, 5)
+
+
+@pytest.mark.parametrize("input_shape, specs, shapes, params", [
+    ((3, 32, 32), ["CONV3-16", "BN", "POOL-3(2)"], [(16, 32, 32)] * 2 + [(16, 15, 15)],
+     [448, 32, 0]),
+    ((16, 5, 5), ["FC-10"], [(10,)], [4010]),  # implicit flatten
+    ((20,), ["BN", "FC-5", "DROPOUT"], [(20,), (5,), (5,)], [40, 105, 0]),
+    ((1, 7, 7), ["POOL-2", "AVGPOOL-2(1)", "FLATTEN", "FLATTEN"],
+     [(1, 3, 3), (1, 2, 2), (4,), (4,)], [0, 0, 0, 0]),
+    ((2, 6, 9), ["CONV3-4(2,0)"], [(4, 2, 4)], [76]),
+])
+def test_small_cases_by_hand(input_shape, specs, shapes, params):
+    rows = trace(input_shape, parse_layers(specs))
+    assert [r.output_shape for r in rows] == shapes
+    assert [r.params for r in rows] == params
+
+
+def test_weight_shapes():
+    conv, fc = parse_layers(["CONV5-6", "FC-10"])
+    assert conv.weight_shape((3, 32, 32)) == (6, 3, 5, 5)
+    assert fc.weight_shape((16, 5, 5)) == (10, 400)
+    assert ReLU().weight_shape((4,)) is None
+
+
+def test_size_rule_is_swappable():
+    pool = parse_layer("POOL-2")
+    assert pool.output_shape((1, 7, 7)) == (1, 3, 3)
+    ceil = lambda n, k, s, p: -((k - n - 2 * p) // s) + 1  # noqa: E731
+    assert pool.output_shape((1, 7, 7), ceil) == (1, 4, 4)
+    assert output_size(7, 2, 2, 0) == 3
+
+
+spatial = st.one_of(
+    st.builds(Conv, st.integers(1, 5), st.integers(1, 8), st.integers(1, 3),
+              st.one_of(st.none(), st.integers(0, 2)), st.booleans()),
+    pools(4, 3),
+    st.sampled_from([ReLU(), BatchNorm(), Dropout()]),
+)
+head = st.lists(st.one_of(st.builds(Dense, st.integers(1, 20), st.booleans()),
+                          st.sampled_from([ReLU(), BatchNorm(), Dropout(), Flatten()])), max_size=3)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.tuples(st.integers(1, 4), st.integers(1, 20), st.integers(1, 20)),
+       st.lists(spatial, min_size=1, max_size=5), head)
+def test_against_torch(input_shape, convs, dense):
+    layers = convs + dense
+    try:
+        rows = trace(input_shape, layers)
+    except ParamError as err:
+        assert str(err).startswith("layer ")
+        with pytest.raises(RuntimeError):
+            torch_rows(input_shape, layers)
+        return
+    expected = torch_rows(input_shape, layers)
+    assert [(r.output_shape, r.params, r.multiplications) for r in rows] == expected
+
+
+# -- errors ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("specs, words", [
+    (["RELU", "CONV-5"], ["layer 2", "unknown layer 'CONV-5'", "CONV5-6"]),
+    (["FC10"], ["layer 1", "unknown layer"]),
+    ([{"conv": {"k": 3}}], ["layer 1", "missing filters"]),
+    ([{"conv": {"k": 3, "filters": 2, "kernel": 3}}], ["unknown kernel", "conv takes k, filters"]),
+    ([{"conv": {"k": 3, "filters": 2}, "relu": {}}], ["exactly one key"]),
+    ([{"lstm": {}}], ["unknown layer kind 'lstm'"]),
+    ([{"fc": {"units": 2.5}}], ["units must be a whole number"]),
+    ([{"fc": {"units": 2, "bias": "no"}}], ["bias must be true or false"]),
+    (["CONV0-3"], ["k must be a whole number of at least 1"]),
+    (["POOL-3(1,2)"], ["padding 2 is more than half"]),
+    ([3], ["is not a layer"]),
+])
+def test_parse_errors(specs, words):
+    with pytest.raises(ParamError) as err:
+        parse_layers(specs)
+    for w in words:
+        assert w in str(err.value)
+
+
+@pytest.mark.parametrize("shape, specs, words", [
+    ((1, 4, 4), ["CONV5-6(1,0)"], ["layer 1", "CONV5-6(1,0)", "5x5 kernel is larger than its 4x4"]),
+    ((1, 4, 4), ["RELU", "CONV7-2(1,1)"], ["layer 2", "6x6 with padding 1"]),
+    ((1, 8, 8), ["FC-10", "CONV3-4"], ["layer 2", "CONV3-4 needs a (C, H, W) feature map",
+                                       "vector of 10"]),
+    ((1, 8, 8), ["FLATTEN", "POOL-2"], ["layer 2", "POOL-2 needs a (C, H, W)"]),
+    ((1, 2, 2), ["POOL-3"], ["3x3 window"]),
+])
+def test_shape_errors(shape, specs, words):
+    with pytest.raises(ParamError) as err:
+        trace(shape, parse_layers(specs))
+    for w in words:
+        assert w in str(err.value)
+
+
+@pytest.mark.parametrize("shape", [(1, 2), (0, 3, 3), (3, 2.5, 2), "abc", 5, (True, 2, 2)])
+def test_bad_shapes(shape):
+    with pytest.raises(ParamError, match="a shape must be"):
+        as_shape(shape)
+
+
+def test_layers_must_be_a_list():
+    with pytest.raises(ParamError, match="must be a list"):
+        parse_layers("CONV3-4")

@@ -1,0 +1,193 @@
+"""conv_cost against torch.nn: branch shapes from a forward pass, parameters from .parameters()."""
+
+import pytest
+import torch
+from torch import nn
+
+from deepdrill.errors import ParamError
+from deepdrill.generator.exercise import make_variant
+from deepdrill.generator.layers import BatchNorm, Conv, Pool, ReLU, parse_layers
+from deepdrill.generator.render import Question, Sheet, render_document
+from deepdrill.generator.types.conv_cost import CHANNELS, SIZES
+
+SEEDS = range(250)
+GOOGLENET_3A = [["CONV1-64"], ["CONV1-96", "CONV3-128"], ["CONV1-16", "CONV5-32"],
+                ["POOL-3(1)", "CONV1-32"]]
+BOTTLENECK = [["CONV5-32"], ["CONV1-16", "CONV5-32"]]
+
+
+def torch_module(layer, channels):
+    """A branch layer in torch, "same" padded as the exercise says.
+
+    On the meta device: shapes and parameter counts without computing a single product
+    (a real 5x5 convolution of a 512-channel map takes a while).
+    """
+    kw = {"device": "meta", "dtype": torch.float64}
+    if isinstance(layer, Conv):
+        return nn.Conv2d(channels, layer.filters, layer.k, 1, layer.k // 2, bias=layer.bias, **kw)
+    if isinstance(layer, Pool):
+        return (nn.MaxPool2d if layer.mode == "max" else nn.AvgPool2d)(layer.k, 1, layer.k // 2)
+    if isinstance(layer, BatchNorm):
+        return nn.BatchNorm2d(channels, **kw)
+    assert isinstance(layer, ReLU)
+    return nn.ReLU()
+
+
+@torch.inference_mode()
+def torch_costs(input_shape, branches):
+    """Per branch (multiplications, parameters, output), and the concatenated output shape."""
+    x0 = torch.zeros((1, *input_shape), device="meta", dtype=torch.float64)
+    costs, outputs = [], []
+    for specs in branches:
+        x, mults, params = x0, 0, 0
+        for layer in parse_layers(specs):
+            module = torch_module(layer, x.shape[1]).eval()
+            y = module(x)
+            if isinstance(layer, Conv):  # one k*k*C_in dot product per output value
+                mults += y.numel() * layer.k ** 2 * x.shape[1]
+            params += sum(p.numel() for p in module.parameters())
+            x = y
+        costs.append((mults, params, list(x.shape[1:])))
+        outputs.append(x)
+    return costs, list(torch.cat(outputs, dim=1).shape[1:])
+
+
+def test_seed_sweep_against_torch():
+    for seed in SEEDS:
+        v = make_variant("conv_cost", seed)
+        costs, concatenated = torch_costs(v.params["input_shape"], v.params["branches"])
+        assert v.answers == {
+            "branch_multiplications": [m for m, _, _ in costs],
+            "branch_params": [p for _, p, _ in costs],
+            "total_multiplications": sum(m for m, _, _ in costs),
+            "total_params": sum(p for _, p, _ in costs),
+            "output_shape": concatenated,
+        }
+
+
+def test_seed_sweep_compare_against_torch():
+    for seed in SEEDS:
+        v = make_variant("conv_cost", seed, options={"compare": True})
+        (m1, p1, out1), (m2, p2, out2) = torch_costs(v.params["input_shape"],
+                                                     v.params["branches"])[0]
+        assert out1 == out2
+        assert v.answers == {"branch_multiplications": [m1, m2], "branch_params": [p1, p2],
+                             "output_shape": out1, "savings_factor": pytest.approx(m1 / m2,
+                                                                                   rel=1e-12)}
+        assert v.field("savings_factor").kind.value == "real"
+
+
+def test_googlenet_3a_by_hand():
+    v = make_variant("conv_cost", 0, {"input_shape": [192, 28, 28], "branches": GOOGLENET_3A})
+    assert v.answers == {
+        "branch_multiplications": [9633792, 14450688 + 86704128, 2408448 + 10035200, 4816896],
+        "branch_params": [12352, 18528 + 110720, 3088 + 12832, 6176],
+        "total_multiplications": 128049152,
+        "total_params": 163696,
+        "output_shape": [256, 28, 28],
+    }
+
+
+def test_bottleneck_and_its_mistakes_by_hand():
+    v = make_variant("conv_cost", 0, {"input_shape": [192, 28, 28], "branches": BOTTLENECK,
+                                      "compare": True})
+    assert v.answers["branch_multiplications"] == [120422400, 12443648]
+    assert v.answers["branch_params"] == [153632, 15920]
+    assert v.answers["savings_factor"] == pytest.approx(9.6774, rel=1e-4)
+    by = {m.name: m.answers for m in v.mistakes}
+    assert by["forgot_input_channels"]["branch_multiplications"] == [627200, 12544 + 627200]
+    assert by["k_not_k_squared"]["branch_multiplications"] == [120422400 // 5,
+                                                                2408448 + 10035200 // 5]
+    assert by["per_position"] == {"branch_multiplications": [153600, 3072 + 12800]}
+    assert by["forgot_biases"] == {"branch_params": [153600, 15872]}
+
+
+def test_every_mistake_differs_from_the_answer():
+    for seed in range(60):
+        for options in ({}, {"compare": True}):
+            v = make_variant("conv_cost", seed, options=options)
+            assert {m.name for m in v.mistakes} == {"forgot_input_channels", "k_not_k_squared",
+                                                    "per_position", "forgot_biases"}
+            for m in v.mistakes:
+                assert m.answers and all(m.answers[k] != v.answers[k] for k in m.answers)
+
+
+def test_draws_are_realistic_and_deterministic():
+    for seed in SEEDS:
+        v = make_variant("conv_cost", seed)
+        c, h, w = v.params["input_shape"]
+        assert h == w and h in SIZES and c in CHANNELS and not v.params["compare"]
+        assert 3 <= len(v.params["branches"]) <= 4
+        for layers in map(parse_layers, v.params["branches"]):
+            for x in layers:
+                assert isinstance(x, Pool) and x.k == 3 or \
+                    isinstance(x, Conv) and x.k in (1, 3, 5) and 16 <= x.filters <= 256
+        assert v == make_variant("conv_cost", seed)
+        w = make_variant("conv_cost", seed, options={"compare": True})
+        direct, cheap = w.params["branches"]
+        assert len(direct) == 1 and len(cheap) == 2 and cheap[1] == direct[0]
+        assert cheap[0].startswith("CONV1-") and w.answers["savings_factor"] > 2
+
+
+def test_pinned_params_are_kept():
+    v = make_variant("conv_cost", 1, {"input_shape": [32, 8, 8]}, options={"compare": True})
+    assert v.params["input_shape"] == [32, 8, 8] and v.params["compare"]
+    v = make_variant("conv_cost", 1, {"compare": False}, options={"compare": True})
+    assert not v.params["compare"] and "total_params" in v.answers
+    v = make_variant("conv_cost", 1, {"branches": [["conv3-8"], ["POOL-3(1)"]]})
+    assert v.params["branches"] == [["CONV3-8"], ["POOL-3(1)"]]
+    c = v.params["input_shape"][0]
+    assert v.answers["output_shape"][0] == 8 + c  # the pooling branch keeps the input's channels
+
+
+def test_other_layers_in_a_branch():
+    branches = [["CONV3-8", "BN", "RELU"], ["AVGPOOL-3(1)", "CONV1-4"], ["POOL-5(1,2)"],
+                [{"conv": {"k": 1, "filters": 2, "bias": False}}]]
+    v = make_variant("conv_cost", 0, {"input_shape": [4, 7, 7], "branches": branches})
+    costs, concatenated = torch_costs([4, 7, 7], branches)
+    assert v.answers["branch_multiplications"] == [m for m, _, _ in costs]
+    assert v.answers["branch_params"] == [8 * 36 + 8 + 16, 20, 0, 8]
+    assert v.answers["output_shape"] == concatenated == [18, 7, 7]
+
+
+@pytest.mark.parametrize("params, words", [
+    ({"branches": [["CONV3-8", "FC-10"]]}, ["branch 1, layer 2 (FC-10)", "do not belong"]),
+    ({"branches": [["CONV1-8"], ["FLATTEN"]]}, ["branch 2, layer 1 (FLATTEN)"]),
+    ({"branches": [["CONV3-8(1,0)"]]}, ["branch 1, layer 1 (CONV3-8(1,0))", "into 26x26",
+                                        "keeps H x W"]),
+    ({"branches": [["CONV1-8", "CONV3-8(2,1)"]]}, ["layer 2", "into 14x14"]),
+    ({"branches": [["CONV2-8"]]}, ["into 29x29"]),
+    ({"branches": [["POOL-3"]]}, ["POOL-3", "into 10x10"]),
+    ({"branches": [["CONV3-8"], []]}, ["branch 2 is empty"]),
+    ({"branches": [["CONV3-8"], ["CONV-3"]]}, ["branch 2, layer 1", "unknown layer"]),
+    ({"branches": ["CONV3-8"]}, ["list of layer lists"]),
+    ({"branches": [["CONV3-8"]], "input_shape": [64]}, ["(C, H, W)"]),
+    ({"branches": [["CONV3-8"]], "compare": 1}, ["compare must be true or false"]),
+    ({"branches": [["CONV3-8"]] * 3, "compare": True}, ["exactly two branches", "got 3"]),
+    ({"branches": [["CONV3-8"], ["CONV3-16"]], "compare": True}, ["same output shape"]),
+    ({"branches": [["CONV3-64"], ["POOL-3(1)"]], "compare": True}, ["multiplies nothing"]),
+])
+def test_bad_params(params, words):
+    with pytest.raises(ParamError) as err:
+        make_variant("conv_cost", 0, {"input_shape": [64, 28, 28], **params})
+    for w in words:
+        assert w in str(err.value)
+
+
+@pytest.mark.parametrize("params", [{}, {"compare": True},
+                                    {"input_shape": [8, 7, 7], "branches": [["POOL-3(1)"],
+                                                                            ["CONV3-4", "BN"]]}])
+def test_templates_render(params):
+    v = make_variant("conv_cost", 3, params)
+    sheet = Sheet("T", "C", [Question(1, 3, v)])
+    problem = render_document([sheet], solutions=False)
+    assert r"\texttt{CONV" in problem and r"\toprule" not in problem
+    assert ("savings" in problem) == bool(v.params["compare"])
+    solution = render_document([sheet], solutions=True)
+    assert r"\toprule" in solution and r"\cdot" in solution
+    if v.params["compare"]:
+        assert "The savings factor is" in solution
+    else:
+        assert "Concatenating the branches gives" in solution
+    if any("POOL" in x for b in v.params["branches"] for x in b):
+        assert r"max pooling with stride 1 and padding 1" in problem
