@@ -103,6 +103,7 @@ class Conv2dForward(Exercise):
             size = choice(rng, [ks + 1, ks + 2] if c_in > 1 else [ks + 2, ks + 3])
             size = max(ks, size - int(p["padding"]))
         single = c_in == c_out == 1 and np.ndim(pinned.get("input", [[0]])) == 2
+        _check_layer(p, c_out)
         if k_pin is not None and x_pin is not None and k_pin.shape[1] != x_pin.shape[0]:
             raise ParamError(f"the input has {x_pin.shape[0]} channel(s) but the kernel "
                              f"expects {k_pin.shape[1]}")
@@ -152,18 +153,12 @@ class Conv2dForward(Exercise):
         k_in = 1 if k.ndim == 2 else k.shape[1]
         if c_in != k_in:
             raise ParamError(f"the input has {c_in} channel(s) but the kernel expects {k_in}")
-        if p["activation"] not in ACTIVATIONS:
-            raise ParamError(f"activation must be one of {', '.join(ACTIVATIONS)}")
-        stride, padding = int(p["stride"]), int(p["padding"])
-        if stride < 1 or padding < 0:
-            raise ParamError("stride must be at least 1 and padding at least 0")
+        c_out = 1 if k.ndim == 2 else k.shape[0]
+        stride, padding = _check_layer(p, c_out)
         kh, kw = k.shape[-2:]
         if output_size(x.shape[-2], kh, stride, padding) < 1 or \
                 output_size(x.shape[-1], kw, stride, padding) < 1:
             raise ParamError("the kernel does not fit the (padded) input")
-        c_out = 1 if k.ndim == 2 else k.shape[0]
-        if p["bias"] is not None and np.size(p["bias"]) != c_out:
-            raise ParamError(f"bias needs one value per output channel ({c_out})")
         p["stride"], p["padding"], p["flip_kernel"] = stride, padding, bool(p["flip_kernel"])
         return jsonable(p)
 
@@ -192,7 +187,7 @@ class Conv2dForward(Exercise):
             ("forgot_relu", {"activation": "none"}, "you did not apply the ReLU"),
         ]
         out = [Mistake(name, text, self.solve({**params, **change}))
-               for name, change, text in wrong]
+               for name, change, text in wrong if _fits({**params, **change})]
         if np.ndim(params["input"]) == 3 and np.shape(params["input"])[0] > 1:
             first = {**params, "input": [params["input"][0]],
                      "kernel": [[kc[0]] for kc in params["kernel"]]}
@@ -240,6 +235,29 @@ class Conv2dForward(Exercise):
             "h": x.shape[1], "w": x.shape[2], "kh": kh, "kw": kw,
             "output": _tex_maps(answers["output"], is_2d(params)),
         }
+
+
+def _fits(params: dict[str, Any]) -> bool:
+    """Whether the kernel fits the padded input (a mistake such as ignoring the padding may
+    make it not fit: then that mistake cannot be made on this variant)."""
+    x, k, _ = as_arrays(params)
+    return min(output_size(n, kn, params["stride"], params["padding"])
+               for n, kn in zip(x.shape[1:], k.shape[2:])) >= 1
+
+
+def _check_layer(p: dict[str, Any], c_out: int) -> tuple[int, int]:
+    """Stride, padding, activation and bias length: checked before anything is computed."""
+    try:
+        stride, padding = int(p["stride"]), int(p["padding"])
+    except (TypeError, ValueError):
+        raise ParamError("stride and padding must be whole numbers") from None
+    if stride < 1 or padding < 0:
+        raise ParamError("stride must be at least 1 and padding at least 0")
+    if p["activation"] not in ACTIVATIONS:
+        raise ParamError(f"activation must be one of {', '.join(ACTIVATIONS)}")
+    if p["bias"] is not None and np.size(p["bias"]) != c_out:
+        raise ParamError(f"bias needs one value per output channel ({c_out})")
+    return stride, padding
 
 
 def _as_nd(value: Any, ndim: int) -> np.ndarray | None:
