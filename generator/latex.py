@@ -11,6 +11,7 @@ string, so text from outside (titles, names, rosters) can never inject TeX.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -36,6 +37,8 @@ _REPLACEMENT = "?"
 
 def typesettable(text: str) -> str:
     """Text reduced to characters pdflatex can print; others become '?'."""
+    if text.isascii() and text.isprintable():
+        return text
     text = unicodedata.normalize("NFC", str(text))
     out = []
     for ch in text:
@@ -51,7 +54,12 @@ def typesettable(text: str) -> str:
 
 def escape(text: Any) -> Tex:
     """Outside text as safe LaTeX: special characters escaped, untypesettable ones replaced."""
-    return Tex(escape_latex(typesettable(str(text))))
+    return _escape(str(text))
+
+
+@functools.lru_cache(maxsize=8192)  # titles, names and labels repeat on every sheet
+def _escape(text: str) -> Tex:
+    return Tex(escape_latex(typesettable(text)))
 
 
 def num(x: Any, sig: int = SIG_FIGS) -> Tex:
