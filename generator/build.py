@@ -20,10 +20,12 @@ import os
 import re
 import tempfile
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from deepdrill import __version__
 
@@ -107,10 +109,10 @@ def blank_submission(assignment: Assignment, build: StudentBuild) -> dict[str, A
     }
 
 
-def write_json(path: Path, data: Any, indent: int | None = 1) -> None:
+def write_json(path: Path, data: Any) -> None:
+    """A JSON file for people to read (submissions, manifest)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(data, allow_nan=False) if indent is None else readable_json(data)
-    path.write_text(text + "\n", encoding="utf-8")
+    path.write_text(readable_json(data) + "\n", encoding="utf-8")
 
 
 def readable_json(data: Any, level: int = 0) -> str:
@@ -124,6 +126,24 @@ def readable_json(data: Any, level: int = 0) -> str:
         items = [inner + readable_json(v, level + 1) for v in data]
         return "[\n" + ",\n".join(items) + f"\n{pad}]"
     return json.dumps(data, ensure_ascii=False, allow_nan=False)
+
+
+class _InProcess:
+    """An executor that runs each task at once in this process (one worker, or one chunk)."""
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args))
+        except Exception as err:
+            future.set_exception(err)
+        return future
+
+    def __enter__(self) -> "_InProcess":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
 
 
 def chunk_size(n_students: int, workers: int) -> int:
@@ -168,31 +188,28 @@ def build(assignment: Assignment, students: list[Student], out: Path, *, pdf: bo
     starts = range(0, len(students), size)
     label = "sheets+PDF" if pdf else "variants"
 
-    with tempfile.TemporaryDirectory(prefix="deepdrill-") as tmp:
+    parallel = workers > 1 and len(starts) > 1
+    with tempfile.TemporaryDirectory(prefix="deepdrill-") as tmp, \
+            (ProcessPoolExecutor(max_workers=workers) if parallel else _InProcess()) as pool:
         pdf_dir = Path(tmp) if pdf else None
 
         def run(tick: Callable[[int], None]) -> list[StudentBuild]:
-            if workers == 1 or len(starts) == 1:
-                chunks = []
-                for i, a in enumerate(starts):
-                    chunks.append(_build_chunk(assignment, students[a:a + size],
-                                               folders[a:a + size], out, pdf_dir, i))
-                    tick(len(chunks[-1]))
-                return [b for c in chunks for b in c]
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                futures = [pool.submit(_build_chunk, assignment, students[a:a + size],
-                                       folders[a:a + size], out, pdf_dir, i)
-                           for i, a in enumerate(starts)]
-                for f in as_completed(futures):
-                    tick(len(f.result()))
-                return [b for f in futures for b in f.result()]
+            futures = [pool.submit(_build_chunk, assignment, students[a:a + size],
+                                   folders[a:a + size], out, pdf_dir, i)
+                       for i, a in enumerate(starts)]
+            for f in as_completed(futures):
+                tick(len(f.result()))
+            return [b for f in futures for b in f.result()]
 
         builds = progress(label, len(students), run) if progress else run(lambda n: None)
-        if pdf_dir is not None:
-            for kind in ("problems", "solutions"):
-                concatenate(sorted(pdf_dir.glob(f"{kind}-*.pdf")), out / f"{kind}.pdf")
+        # the combined PDFs are joined by the workers while this process writes the key
+        joins = [pool.submit(concatenate, sorted(pdf_dir.glob(f"{kind}-*.pdf")),
+                             out / f"{kind}.pdf")
+                 for kind in ("problems", "solutions")] if pdf_dir is not None else []
+        (out / "key.json").write_bytes(orjson.dumps(key_json(assignment, builds)) + b"\n")
+        for j in joins:
+            j.result()
 
-    write_json(out / "key.json", key_json(assignment, builds), indent=None)
     files = {"key": "key.json", "submissions": "students/<folder>/submission.json"}
     if pdf:
         files.update({"problems": "problems.pdf", "solutions": "solutions.pdf",

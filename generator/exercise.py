@@ -17,7 +17,7 @@ import numpy as np
 
 from deepdrill.errors import DeepdrillError, ParamError
 
-from .fields import Field, shape_of
+from .fields import Field, flatten, shape_of
 from .variant import Mistake, Variant
 
 
@@ -168,9 +168,10 @@ def _distinct_mistakes(mistakes: list[Mistake], answers: dict[str, Any],
     A mistake that gives the right answer on this variant (ignoring padding when
     the padding is 0) cannot be told apart from a right answer, so it is not kept.
     """
-    from deepdrill.grader.compare import values_match
+    from deepdrill.grader.compare import entries_match
 
     by_name = {f.name: f for f in fields}
+    right = {name: np.asarray(flatten(value), dtype=float) for name, value in answers.items()}
     kept = []
     for m in mistakes:
         changed = {}
@@ -178,8 +179,11 @@ def _distinct_mistakes(mistakes: list[Mistake], answers: dict[str, Any],
             f = by_name.get(name)
             if f is None:
                 continue
-            same_shape = shape_of(value) == shape_of(answers[name])
-            if not same_shape or not values_match(f, value, answers[name]):
+            theirs = np.asarray(flatten(value), dtype=float)
+            differs = len(theirs) != len(right[name]) or \
+                not np.all(entries_match(f.tolerance, theirs, right[name]))
+            # shapes only matter when the numbers agree (and cost more to compute)
+            if differs or shape_of(value) != shape_of(answers[name]):
                 changed[name] = value
         if changed:
             kept.append(Mistake(m.name, m.feedback, changed))

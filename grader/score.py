@@ -83,17 +83,17 @@ def grade_question(variant: Variant, answers: Any, points: float,
 
 def grade_field(f: Field, expected: Any, given: Any, max_score: float,
                 mistakes: tuple[Mistake, ...] = (), policy: CreditPolicy = CreditPolicy()) -> FieldResult:
-    echo = echo_value(given)
     if given is None:
-        return FieldResult(False, 0.0, max_score, expected, echo, "no answer")
+        return FieldResult(False, 0.0, max_score, expected, None, "no answer")
+    leaves = flatten(given)  # once: conform() keeps their order, echo and parsing reuse them
+    echo = echo_value(given, leaves)
     want_shape = shape_of(expected)
-    got = conform(given, want_shape)
-    if got is None:
+    if conform(given, want_shape) is None:
         mistake = _shape_mistake(f, given, mistakes)
         text = f"expected {describe_shape(want_shape)}, got {describe_given(given)}"
         return FieldResult(False, 0.0, max_score, expected, echo,
                            _with_mistake(text, mistake), mistake and mistake.name)
-    values, errors = read_leaves(f, got)
+    values, errors = read_leaves(f, leaves)
     want = np.asarray(flatten(expected), dtype=float)
     ok = np.zeros(len(want), dtype=bool)
     readable = ~np.isnan(values)
@@ -129,10 +129,9 @@ def conform(given: Any, want_shape: list) -> Any | None:
     return np.asarray(flatten(given), dtype=object).reshape(want_shape).tolist()
 
 
-def read_leaves(f: Field, value: Any) -> tuple[np.ndarray, dict[int, str]]:
+def read_leaves(f: Field, leaves: list[Any]) -> tuple[np.ndarray, dict[int, str]]:
     """Each leaf as a float (NaN where unreadable), and the messages for the unreadable ones."""
     parse = parse_integer if f.kind is Kind.INTEGER else parse_number
-    leaves = flatten(value)
     out = np.full(len(leaves), np.nan)
     errors: dict[int, str] = {}
     for i, leaf in enumerate(leaves):
@@ -163,11 +162,11 @@ def _kind(value: Any) -> str:
         else type(value).__name__
 
 
-def echo_value(value: Any) -> Any:
+def echo_value(value: Any, leaves: list[Any] | None = None) -> Any:
     """The student's value made safe to store in a JSON report (bounded in size)."""
     if not isinstance(value, list):
         return _echo_leaf(value)
-    leaves = flatten(value)
+    leaves = flatten(value) if leaves is None else leaves
     if len(leaves) > MAX_ECHO:
         return f"<{describe_given(value)}, not shown>"
     if all(_echo_leaf(v) is v for v in leaves):
@@ -236,7 +235,7 @@ def _shape_mistake(f: Field, given: Any, mistakes: tuple[Mistake, ...]) -> Mista
         theirs = m.answers.get(f.name)
         if theirs is None or shape_of(theirs) != got_shape:
             continue
-        values, errors = read_leaves(f, given)
+        values, errors = read_leaves(f, flatten(given))
         if not errors and np.all(entries_match(f.tolerance, values,
                                                np.asarray(flatten(theirs), dtype=float))):
             return m
