@@ -206,7 +206,7 @@ def check(type_id: str, params_arg: str | None, options_arg: str | None, seed: i
 
 def _progress(quiet: bool) -> Callable[[str, int, Callable[[Callable[[int], None]], Any]], Any]:
     def phase(label: str, total: int, body: Callable[[Callable[[int], None]], Any]) -> Any:
-        if quiet:
+        if quiet or not sys.stderr.isatty():  # a bar only where someone watches it
             return body(lambda n: None)
         with click.progressbar(length=total, label=f"{label:<11}", file=sys.stderr,
                                show_pos=True) as bar:
