@@ -190,6 +190,15 @@ def _distinct_mistakes(mistakes: list[Mistake], answers: dict[str, Any],
     return kept
 
 
+def int_option(name: str, value: Any, low: int, high: int) -> int:
+    """A whole-number option within [low, high], or ParamError saying so."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or \
+            not low <= value <= high:
+        raise ParamError(f"option {name} must be a whole number from {low} to {high}, "
+                         f"not {value!r}")
+    return int(value)
+
+
 def jsonable(value: Any) -> Any:
     """Numpy arrays and scalars as plain JSON values; whole floats become ints (8.0 -> 8)."""
     if isinstance(value, np.ndarray):

@@ -27,7 +27,7 @@ import numpy as np
 
 from deepdrill.errors import ParamError
 from deepdrill.generator import latex
-from deepdrill.generator.exercise import Exercise, jsonable, register
+from deepdrill.generator.exercise import Exercise, int_option, jsonable, register
 from deepdrill.generator.fields import real
 from deepdrill.generator.randomness import choice, decimals
 from deepdrill.generator.variant import Mistake
@@ -143,7 +143,7 @@ class BatchnormForward(Exercise):
     def sample(self, rng, pinned, options):
         p = {"eps": 0, **pinned}
         if "x" not in p:
-            n = _int_option("n", options["n"], MIN_N, MAX_N) if options["n"] is not None \
+            n = int_option("n", options["n"], MIN_N, MAX_N) if options["n"] is not None \
                 else choice(rng, SIZES)
             d = _feature_count(options, pinned)
             cols = [draw_feature(rng, n) for _ in range(d or 1)]
@@ -312,18 +312,10 @@ def _numbers(value: Any, name: str) -> np.ndarray:
     return arr
 
 
-def _int_option(name: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or \
-            not low <= value <= high:
-        raise ParamError(f"option {name} must be a whole number from {low} to {high}, "
-                         f"not {value!r}")
-    return int(value)
-
-
 def _feature_count(options: dict[str, Any], pinned: dict[str, Any]) -> int | None:
     """D from the option ``features``, else from a pinned per-feature gamma or beta."""
     if options["features"] is not None:
-        return _int_option("features", options["features"], 1, MAX_FEATURES)
+        return int_option("features", options["features"], 1, MAX_FEATURES)
     for name in ("gamma", "beta"):
         if np.ndim(pinned.get(name, 0)) == 1:
             return len(pinned[name])

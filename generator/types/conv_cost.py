@@ -42,7 +42,7 @@ from deepdrill.generator.randomness import choice
 from deepdrill.generator.variant import Mistake
 
 from .cnn_layer_table import (Count, Slip, count_without_bias, count_without_input_channels,
-                              label, right_count)
+                              label, params_tex, right_count)
 
 SIZES = (7, 14, 28)
 CHANNELS = (64, 128, 192, 256, 480, 512)
@@ -304,7 +304,7 @@ def _branch_steps(input_shape: Sequence[int], layers: Sequence[Layer], i: int,
     params = [r.params for r in rows if r.params]
     return {
         "rows": [{"layer": label(x), "shape": latex.shape(r.output_shape),
-                  "mults": _mults_tex(r), "params": _params_tex(r)}
+                  "mults": _mults_tex(r), "params": params_tex(r)}
                  for x, r in zip(layers, rows)],
         "sum_mults": _sum_tex(mults), "sum_params": _sum_tex(params),
         "mults": latex.count(answers["branch_multiplications"][i]),
@@ -326,14 +326,3 @@ def _mults_tex(row: LayerRow) -> latex.Tex:
     product = r"\cdot ".join(map(str, factors))
     return latex.Tex(f"${product} = {latex.count(row.multiplications)}$")
 
-
-def _params_tex(row: LayerRow) -> latex.Tex:
-    layer, c_in = row.layer, row.input_shape[0]
-    if isinstance(layer, Conv):
-        expr = rf"{layer.filters}\cdot({layer.k}\cdot {layer.k}\cdot {c_in})" + \
-            (rf" + {layer.filters}" if layer.bias else "")
-    elif isinstance(layer, BatchNorm):
-        expr = rf"2\cdot {c_in}"
-    else:
-        return latex.Tex("$0$")
-    return latex.Tex(f"${expr} = {latex.count(row.params)}$")

@@ -14,7 +14,7 @@ import numpy as np
 
 from deepdrill.errors import ParamError
 from deepdrill.generator import latex
-from deepdrill.generator.exercise import Exercise, jsonable, register
+from deepdrill.generator.exercise import Exercise, int_option, jsonable, register
 from deepdrill.generator.fields import real
 from deepdrill.generator.randomness import choice, decimals, ints
 from deepdrill.generator.variant import Mistake
@@ -53,19 +53,11 @@ def logits_shape(rng: np.random.Generator, options: dict[str, Any],
         raise ParamError(f"random logits have at most {MAX_CLASSES} classes; pin the logits "
                          f"to use {min_classes}")
     n = options["classes"]
-    n = _int_option("classes", n, 2, MAX_CLASSES) if n is not None else \
+    n = int_option("classes", n, 2, MAX_CLASSES) if n is not None else \
         max(choice(rng, CLASS_CHOICES), min_classes)
     if options["batch"] is None:
         return (n,)
-    return (_int_option("batch", options["batch"], 1, MAX_BATCH), n)
-
-
-def _int_option(name: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or \
-            not low <= value <= high:
-        raise ParamError(f"option {name} must be a whole number from {low} to {high}, "
-                         f"not {value!r}")
-    return int(value)
+    return (int_option("batch", options["batch"], 1, MAX_BATCH), n)
 
 
 def draw_logits(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:

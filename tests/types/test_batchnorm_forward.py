@@ -14,8 +14,6 @@ from deepdrill.generator.render import Question, Sheet, render_document
 from deepdrill.generator.types.batchnorm_forward import GAMMAS, NEGATIVE_GAMMAS, batch_shapes
 from deepdrill.generator.variant import Variant
 
-# torch's worker threads spin against numpy's on small tensors: one thread is 50x faster.
-torch.set_num_threads(1)
 
 TYPE = "batchnorm_forward"
 SEEDS = range(200)

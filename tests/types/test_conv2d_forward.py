@@ -12,8 +12,6 @@ from deepdrill.generator.exercise import make_variant
 from deepdrill.generator.render import Question, Sheet, render_document
 from deepdrill.generator.variant import Variant
 
-# torch's worker threads spin against numpy's on small tensors: one thread is 50x faster.
-torch.set_num_threads(1)
 
 TYPE = "conv2d_forward"
 RELU = {"activation": "relu"}

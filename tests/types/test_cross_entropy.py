@@ -19,13 +19,6 @@ OPTIONS = [{}, {"one_hot": True}, {"batch": 3}, {"batch": 2, "one_hot": True}, {
            {"classes": 5, "batch": 4}]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny tensors: torch's thread pool only adds overhead, and stalls on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def class_indices(logits, target):

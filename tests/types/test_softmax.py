@@ -16,13 +16,6 @@ SEEDS = range(250)
 OPTIONS = [{}, {"batch": 3}, {"batch": 1}, {"classes": 2}, {"classes": 6, "batch": 2}]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny tensors: torch's thread pool only adds overhead, and stalls on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def torch_softmax(logits):
