@@ -21,6 +21,7 @@ from .numbers import NonFinite, NotANumber, parse_integer, parse_number
 
 MAX_LISTED = 4  # wrong entries named in one feedback line
 MAX_ECHO = 2000  # leaves of a given value echoed back in the report
+_PLAIN = (int, float)
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,10 @@ def grade_field(f: Field, expected: Any, given: Any, max_score: float,
     if given is None:
         return FieldResult(False, 0.0, max_score, expected, None, "no answer")
     leaves = flatten(given)  # once: conform() keeps their order, echo and parsing reuse them
+    if given == expected and all(type(x) in _PLAIN for x in leaves):
+        # Exactly the key, in plain JSON numbers (type() also keeps out True == 1): the
+        # common case for counts, shapes and integer maps needs no parsing or tolerance.
+        return FieldResult(True, max_score, max_score, expected, given, "correct")
     echo = echo_value(given, leaves)
     want_shape = shape_of(expected)
     if conform(given, want_shape) is None:

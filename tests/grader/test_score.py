@@ -111,3 +111,12 @@ def test_garbage_never_raises_and_scores_within_bounds(value):
         assert 0 <= r.score <= 10 and math.isfinite(r.score)
         for f in r.fields.values():
             assert isinstance(f.feedback, str) and f.feedback
+
+
+def test_booleans_never_pass_as_numbers():
+    v = make_variant("cnn_layer_table", 0, {"input_shape": [1, 4, 4], "layers": ["FC-1"]})
+    assert v.answers["layer_params"] == [17]
+    one = make_variant("conv2d_forward", 0, {"input": [[1]], "kernel": [[1]]})
+    assert one.answers["output"] == [[1]]
+    f = grade_question(one, {"output": [[True]]}, 1).fields["output"]
+    assert not f.correct and "not a number" in f.feedback
