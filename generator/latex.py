@@ -68,7 +68,11 @@ def num(x: Any, sig: int = SIG_FIGS) -> Tex:
     >>> num(3.0), num(-0.25), num(1 / 3), num(120422400)
     ('3', '-0.25', '0.3333', '120422400')
     """
-    x = float(x)
+    return _num(float(x), sig)
+
+
+@functools.lru_cache(maxsize=65536)  # a sheet prints the same small numbers again and again
+def _num(x: float, sig: int) -> Tex:
     if not math.isfinite(x):
         raise ValueError(f"cannot typeset {x}")
     if x == int(x) and abs(x) < 1e15:

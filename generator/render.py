@@ -58,6 +58,7 @@ def environment() -> jinja2.Environment:
         autoescape=False,
         undefined=jinja2.StrictUndefined,
         finalize=_finalize,
+        auto_reload=False,  # installed templates do not change during a build
     )
     env.filters["num"] = latex.num
     env.filters["matrix"] = latex.matrix
