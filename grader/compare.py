@@ -7,11 +7,9 @@ and returns a boolean array saying which entries pass.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
-
 import numpy as np
 
-from deepdrill.generator.fields import Field, Mode, Tolerance, flatten
+from deepdrill.generator.fields import Mode, Tolerance
 
 # Float slack so that a value exactly on the tolerance boundary is not failed by
 # binary rounding (0.1 + 0.2 and friends).
@@ -51,9 +49,3 @@ COMPARATORS: dict[Mode, Callable[[np.ndarray, np.ndarray, Tolerance], np.ndarray
 def entries_match(tol: Tolerance, given: np.ndarray, expected: np.ndarray) -> np.ndarray:
     return COMPARATORS[tol.mode](given, expected, tol)
 
-
-def values_match(field: Field, given: Any, expected: Any) -> bool:
-    """Whether two JSON values of the same shape agree within the field's tolerance."""
-    a = np.asarray(flatten(given), dtype=float)
-    b = np.asarray(flatten(expected), dtype=float)
-    return a.shape == b.shape and bool(np.all(entries_match(field.tolerance, a, b)))

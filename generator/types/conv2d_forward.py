@@ -17,6 +17,7 @@ from deepdrill.errors import ParamError
 from deepdrill.generator import latex
 from deepdrill.generator.exercise import Exercise, jsonable, register
 from deepdrill.generator.fields import real
+from deepdrill.generator.layers import output_size
 from deepdrill.generator.randomness import choice, ints
 from deepdrill.generator.variant import Mistake
 
@@ -25,10 +26,6 @@ BATCH = 128  # candidates drawn and tested at once
 MAX_BATCHES = 8  # batches tried before taking the last draw as it is
 MAX_ZERO_SHARE = 0.25  # at most this share of outputs exactly 0 (else the answer is trivial)
 MIN_SIGN_SHARE = 0.3  # under a ReLU, at least this share positive and this share negative
-
-
-def output_size(n: int, k: int, stride: int, padding: int) -> int:
-    return (n + 2 * padding - k) // stride + 1
 
 
 def conv2d(x: np.ndarray, k: np.ndarray, bias: np.ndarray | None, stride: int,
