@@ -286,7 +286,6 @@ def grade(key_path: Path, submissions: tuple[Path, ...], out: Path | None, max_b
 
 
 def _print_summary(report: Any) -> None:
-    data = report.to_json()
     counted = report.counted()
     n = max(len(counted), 1)
     click.echo(f"\n{'question':<9} {'type':<20} {'points':>6} {'mean':>7} {'full marks':>10}")
@@ -297,7 +296,7 @@ def _print_summary(report: Any) -> None:
                    f"{full:>4}/{len(scores):<5}")
     totals = [e.score for e in counted.values()]
     click.echo(f"{'total':<9} {'':<20} {report.key.max_score:>6g} {sum(totals) / n:>7.2f}")
-    click.echo("\nfiles: " + ", ".join(f"{v} {k}" for k, v in sorted(data["summary"]["by_status"].items()))
+    click.echo("\nfiles: " + ", ".join(f"{v} {k}" for k, v in sorted(report.status_counts().items()))
                + f"; students without a counted submission: "
                  f"{len(report.key.students) - len(counted)}")
     problems = [e for e in report.entries if e.status != "graded"]

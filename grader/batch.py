@@ -192,10 +192,14 @@ class Report:
         return {"id": sid, "name": name, "status": status, "file": e.file if e else "",
                 "total": round(e.score, 4) if e else 0.0, "questions": scores}
 
-    def to_json(self) -> dict[str, Any]:
+    def status_counts(self) -> dict[str, int]:
         statuses: dict[str, int] = {}
         for e in self.entries:
             statuses[e.status] = statuses.get(e.status, 0) + 1
+        return statuses
+
+    def to_json(self) -> dict[str, Any]:
+        statuses = self.status_counts()
         counted = self.counted()
         return {
             "format": REPORT_FORMAT,

@@ -94,7 +94,7 @@ def grade_field(f: Field, expected: Any, given: Any, max_score: float,
     echo = echo_value(given, leaves)
     want_shape = shape_of(expected)
     if conform(given, want_shape) is None:
-        mistake = _shape_mistake(f, given, mistakes)
+        mistake = _shape_mistake(f, given, leaves, mistakes)
         text = f"expected {describe_shape(want_shape)}, got {describe_given(given)}"
         return FieldResult(False, 0.0, max_score, expected, echo,
                            _with_mistake(text, mistake), mistake and mistake.name)
@@ -233,15 +233,19 @@ def _entry_mistake(f: Field, values: np.ndarray, ok: np.ndarray,
     return None
 
 
-def _shape_mistake(f: Field, given: Any, mistakes: tuple[Mistake, ...]) -> Mistake | None:
+def _shape_mistake(f: Field, given: Any, leaves: list[Any],
+                   mistakes: tuple[Mistake, ...]) -> Mistake | None:
     """A mistake whose answer has the student's (wrong) shape and matches it."""
     got_shape = shape_of(given)
-    for m in mistakes:
-        theirs = m.answers.get(f.name)
-        if theirs is None or shape_of(theirs) != got_shape:
-            continue
-        values, errors = read_leaves(f, flatten(given))
-        if not errors and np.all(entries_match(f.tolerance, values,
-                                               np.asarray(flatten(theirs), dtype=float))):
+    candidates = [m for m in mistakes
+                  if f.name in m.answers and shape_of(m.answers[f.name]) == got_shape]
+    if not candidates:
+        return None
+    values, errors = read_leaves(f, leaves)
+    if errors:
+        return None
+    for m in candidates:
+        theirs = np.asarray(flatten(m.answers[f.name]), dtype=float)
+        if np.all(entries_match(f.tolerance, values, theirs)):
             return m
     return None
