@@ -11,7 +11,6 @@ assignment or roster:
 
 from __future__ import annotations
 
-import json
 from fractions import Fraction
 from pathlib import Path
 from typing import Any

@@ -52,13 +52,14 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Union
 
 from deepdrill.errors import ParamError
 
 Shape = tuple[int, ...]
 SizeRule = Callable[[int, int, int, int], int]  # (n, k, stride, padding) -> output size
+Count = Callable[["LayerRow"], tuple[int, int]]  # a row's (parameters, multiplications)
 LayerSpec = Union[str, Mapping[str, Any]]
 
 EXAMPLES = "CONV5-6, CONV5-6(1,0), POOL-2, POOL-3(2), AVGPOOL-2, RELU, BN, DROPOUT, FLATTEN, FC-10"
@@ -303,6 +304,45 @@ def trace(input_shape: Iterable[int], layers: Iterable[Layer],
             raise ParamError(f"layer {i}, {err.message}") from None
         shape = out
     return tuple(rows)
+
+
+
+# -- counting as students miscount ----------------------------------------------
+# A slip is one mistake applied to every row of a table: a wrong size rule (which
+# carries through every later shape) and/or a wrong per-row count. Exercise types
+# that count with layers (cnn_layer_table, conv_cost, ...) reproduce their
+# recognised mistakes by running the right computation with a slip.
+
+def right_count(row: LayerRow) -> tuple[int, int]:
+    return row.params, row.multiplications
+
+
+def count_without_bias(row: LayerRow) -> tuple[int, int]:
+    layer = row.layer
+    if isinstance(layer, (Conv, Dense)) and layer.bias:
+        return replace(layer, bias=False).param_count(row.input_shape), row.multiplications
+    return right_count(row)
+
+
+def count_without_input_channels(row: LayerRow) -> tuple[int, int]:
+    """A conv counted as if its input had one channel: k*k weights per filter."""
+    if isinstance(row.layer, Conv):
+        one = (1, *row.input_shape[1:])
+        return row.layer.param_count(one), row.layer.multiplications(one)
+    return right_count(row)
+
+
+@dataclass(frozen=True)
+class Slip:
+    """One mistake: the size rule and the per-layer count a student used."""
+
+    name: str
+    feedback: str
+    size_rule: SizeRule = output_size
+    count: Count = right_count
+
+
+RIGHT = Slip("right", "")  # the catalogue's conventions, no mistake
 
 
 def as_shape(value: Any) -> Shape:

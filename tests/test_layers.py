@@ -1,56 +1,18 @@
 """The layer notation: parsing, printing back, and shapes/counts against torch.nn."""
 
-import math
 from dataclasses import replace
 
 import pytest
-import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torch import nn
 
 from deepdrill.errors import ParamError
 from deepdrill.generator.layers import (BatchNorm, Conv, Dense, Dropout, Flatten, Pool, ReLU,
                                         as_shape, output_size, parse_layer, parse_layers, trace)
+from torch_layers import torch_rows
 
 LENET = ["CONV5-6(1,0)", "POOL-2", "CONV5-16(1,0)", "POOL-2", "FLATTEN", "FC-120", "FC-84",
          "FC-10"]
-
-
-def torch_layer(layer, shape):
-    """The torch.nn module for one parsed layer."""
-    kw = {"dtype": torch.float64}
-    if isinstance(layer, Conv):
-        return nn.Conv2d(shape[0], layer.filters, layer.k, layer.stride, layer.padding,
-                         bias=layer.bias, **kw)
-    if isinstance(layer, Pool):
-        cls = nn.MaxPool2d if layer.mode == "max" else nn.AvgPool2d
-        return cls(layer.k, layer.stride, layer.padding)
-    if isinstance(layer, Dense):
-        lin = nn.Linear(math.prod(shape), layer.units, bias=layer.bias, **kw)
-        return nn.Sequential(nn.Flatten(), lin) if len(shape) == 3 else lin
-    if isinstance(layer, BatchNorm):
-        return (nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d)(shape[0], **kw)
-    return {ReLU: nn.ReLU, Dropout: nn.Dropout, Flatten: nn.Flatten}[type(layer)]()
-
-
-def torch_rows(input_shape, layers):
-    """(output shape, parameters, multiplications) per layer, from torch.nn."""
-    x = torch.zeros((1, *input_shape), dtype=torch.float64)
-    rows = []
-    for layer in layers:
-        module = torch_layer(layer, tuple(x.shape[1:])).eval()
-        y = module(x)
-        params = sum(p.numel() for p in module.parameters())
-        if isinstance(layer, Conv):  # every output value is a k*k*C_in dot product
-            mults = y.numel() * layer.k ** 2 * x.shape[1]
-        elif isinstance(layer, Dense):
-            mults = x.numel() * layer.units
-        else:
-            mults = 0
-        rows.append((tuple(y.shape[1:]), params, mults))
-        x = y
-    return rows
 
 
 # -- parsing ------------------------------------------------------------------------

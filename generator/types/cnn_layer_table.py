@@ -13,8 +13,7 @@ input channels, k*k weights per channel for pooling).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -23,8 +22,10 @@ from deepdrill.errors import ParamError
 from deepdrill.generator import latex
 from deepdrill.generator.exercise import Exercise, jsonable, register
 from deepdrill.generator.fields import integer
-from deepdrill.generator.layers import (BatchNorm, Conv, Dense, Dropout, Flatten, Layer,
-                                        LayerRow, Pool, ReLU, Shape, SizeRule, as_shape,
+from deepdrill.generator.layer_tex import label, mults_tex, params_tex, product
+from deepdrill.generator.layers import (RIGHT, BatchNorm, Conv, Dense, Dropout, Flatten, Layer,
+                                        LayerRow, Pool, ReLU, Shape, Slip, as_shape,
+                                        count_without_bias, count_without_input_channels,
                                         output_size, parse_layers, trace)
 from deepdrill.generator.randomness import choice
 from deepdrill.generator.variant import Mistake
@@ -38,35 +39,14 @@ MAX_DRAWS = 200
 HIDDEN_UNITS = (32, 64, 84, 100, 120, 128, 256)
 CLASSES = (2, 5, 10, 10, 100)
 
-Count = Callable[[LayerRow], tuple[int, int]]  # a row's (parameters, multiplications)
-
 
 # -- the solver and its slips ----------------------------------------------------
-
-def right_count(row: LayerRow) -> tuple[int, int]:
-    return row.params, row.multiplications
-
-
-def count_without_bias(row: LayerRow) -> tuple[int, int]:
-    layer = row.layer
-    if isinstance(layer, (Conv, Dense)) and layer.bias:
-        return replace(layer, bias=False).param_count(row.input_shape), row.multiplications
-    return right_count(row)
-
-
-def count_without_input_channels(row: LayerRow) -> tuple[int, int]:
-    """A conv counted as if its input had one channel: k*k weights per filter."""
-    if isinstance(row.layer, Conv):
-        one = (1, *row.input_shape[1:])
-        return row.layer.param_count(one), row.layer.multiplications(one)
-    return right_count(row)
-
 
 def count_pool_weights(row: LayerRow) -> tuple[int, int]:
     """Pooling counted as if it had a k x k kernel per channel."""
     if isinstance(row.layer, Pool):
         return row.input_shape[0] * row.layer.k ** 2, row.multiplications
-    return right_count(row)
+    return row.params, row.multiplications
 
 
 def size_without_plus_one(n: int, k: int, stride: int, padding: int) -> int:
@@ -81,17 +61,6 @@ def size_without_padding(n: int, k: int, stride: int, padding: int) -> int:
     return output_size(n, k, stride, 0)
 
 
-@dataclass(frozen=True)
-class Slip:
-    """One mistake: the size rule and the per-layer count a student used."""
-
-    name: str
-    feedback: str
-    size_rule: SizeRule = output_size
-    count: Count = right_count
-
-
-RIGHT = Slip("right", "")  # the catalogue's conventions, no mistake
 SLIPS = (
     Slip("forgot_plus_one", "you left out the +1 in the output size floor((H + 2P - k)/S) + 1",
          size_rule=size_without_plus_one),
@@ -305,7 +274,7 @@ class CnnLayerTable(Exercise):
             "rows": [table_row(i, r) for i, r in enumerate(rows, 1)],
             "total_sum": latex.Tex(" + ".join(latex.count(p) for p in counted) or "0"),
             "total": latex.count(answers["total_params"]),
-            "mults": [{"i": i, "layer": label(r.layer), "product": mult_tex(r)}
+            "mults": [{"i": i, "layer": label(r.layer), "product": mults_tex(r)}
                       for i, r in weighted] if params["multiplications"] else [],
             "output_shapes": [latex.shape(s) for s in answers["output_shapes"]],
             "layer_params": [latex.count(p) for p in answers["layer_params"]],
@@ -321,11 +290,6 @@ def _asked(answers: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- the worked table ------------------------------------------------------------------
-
-def label(layer: Layer) -> str:
-    """The layer as the sheet prints it: its notation, and "no bias" when it has none."""
-    return f"{layer} (no bias)" if getattr(layer, "bias", True) is False else str(layer)
-
 
 def table_row(i: int, row: LayerRow) -> dict[str, Any]:
     return {"i": i, "layer": label(row.layer), "size": size_tex(row),
@@ -343,7 +307,7 @@ def size_tex(row: LayerRow) -> latex.Tex:
         return latex.Tex(rf"\begin{{tabular}}[t]{{@{{}}l@{{}}}}$H{{:}}\ {formula}$ \\ "
                          rf"$W{{:}}\ {_size_formula(w, layer, wo)}$\end{{tabular}}")
     if isinstance(layer, (Flatten, Dense)) and len(shape) == 3:
-        flat = rf"{_product(shape)} = {latex.count(int(np.prod(shape)))}"
+        flat = rf"{product(shape)} = {latex.count(int(np.prod(shape)))}"
         return latex.Tex(f"${flat}$" if isinstance(layer, Flatten) else f"flattens ${flat}$")
     if isinstance(layer, Dense):
         return latex.Tex(f"{layer.units} units")
@@ -353,33 +317,3 @@ def size_tex(row: LayerRow) -> latex.Tex:
 def _size_formula(n: int, layer: Conv | Pool, out: int) -> str:
     return (rf"\lfloor ({n} + 2\cdot {layer.padding} - {layer.k})/{layer.stride} \rfloor + 1"
             rf" = {out}")
-
-
-def params_tex(row: LayerRow) -> latex.Tex:
-    layer, shape = row.layer, row.input_shape
-    if isinstance(layer, Conv):
-        weights = rf"{layer.filters}\cdot({layer.k}\cdot {layer.k}\cdot {shape[0]})"
-        expr = weights + (rf" + {layer.filters}" if layer.bias else "")
-    elif isinstance(layer, Dense):
-        expr = rf"{int(np.prod(shape))}\cdot {layer.units}" + \
-            (rf" + {layer.units}" if layer.bias else "")
-    elif isinstance(layer, BatchNorm):
-        expr = rf"2\cdot {shape[0]}"
-    else:
-        return latex.Tex("$0$")
-    return latex.Tex(f"${expr} = {latex.count(row.params)}$")
-
-
-def mult_tex(row: LayerRow) -> latex.Tex:
-    """The multiplication count of a conv or FC layer, written as its product."""
-    layer, shape = row.layer, row.input_shape
-    if isinstance(layer, Conv):
-        _, ho, wo = row.output_shape
-        factors = [ho, wo, layer.filters, layer.k, layer.k, shape[0]]
-    else:
-        factors = [int(np.prod(shape)), row.output_shape[0]]
-    return latex.Tex(rf"{_product(factors)} = {latex.count(row.multiplications)}")
-
-
-def _product(factors: Sequence[int]) -> str:
-    return r"\cdot ".join(str(int(f)) for f in factors)

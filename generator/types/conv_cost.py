@@ -36,13 +36,13 @@ from deepdrill.errors import ParamError
 from deepdrill.generator import latex
 from deepdrill.generator.exercise import Exercise, jsonable, register
 from deepdrill.generator.fields import integer, real
-from deepdrill.generator.layers import (BatchNorm, Conv, Dense, Flatten, Layer, LayerRow, Pool,
-                                        Shape, as_shape, parse_layers, trace)
+from deepdrill.generator.layer_tex import label, mults_tex, params_tex
+from deepdrill.generator.layers import (BatchNorm, Conv, Count, Dense, Flatten, Layer, LayerRow,
+                                        Pool, Shape, Slip, as_shape, count_without_bias,
+                                        count_without_input_channels, parse_layers, right_count,
+                                        trace)
 from deepdrill.generator.randomness import choice
 from deepdrill.generator.variant import Mistake
-
-from .cnn_layer_table import (Count, Slip, count_without_bias, count_without_input_channels,
-                              label, params_tex, right_count)
 
 SIZES = (7, 14, 28)
 CHANNELS = (64, 128, 192, 256, 480, 512)
@@ -304,7 +304,7 @@ def _branch_steps(input_shape: Sequence[int], layers: Sequence[Layer], i: int,
     params = [r.params for r in rows if r.params]
     return {
         "rows": [{"layer": label(x), "shape": latex.shape(r.output_shape),
-                  "mults": _mults_tex(r), "params": params_tex(r)}
+                  "mults": mults_tex(r), "params": params_tex(r)}
                  for x, r in zip(layers, rows)],
         "sum_mults": _sum_tex(mults), "sum_params": _sum_tex(params),
         "mults": latex.count(answers["branch_multiplications"][i]),
@@ -315,14 +315,3 @@ def _branch_steps(input_shape: Sequence[int], layers: Sequence[Layer], i: int,
 def _sum_tex(terms: list[int]) -> latex.Tex | None:
     """The terms of a branch total, when there is more than one."""
     return latex.Tex(" + ".join(latex.count(t) for t in terms)) if len(terms) > 1 else None
-
-
-def _mults_tex(row: LayerRow) -> latex.Tex:
-    layer = row.layer
-    if not isinstance(layer, Conv):
-        return latex.Tex("$0$")
-    _, h, w = row.output_shape
-    factors = [h, w, layer.filters, layer.k, layer.k, row.input_shape[0]]
-    product = r"\cdot ".join(map(str, factors))
-    return latex.Tex(f"${product} = {latex.count(row.multiplications)}$")
-

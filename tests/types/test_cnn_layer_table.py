@@ -1,55 +1,25 @@
 """cnn_layer_table against torch.nn (shapes by running zeros through, counts from .parameters())."""
 
-import math
 
 import pytest
-import torch
-from torch import nn
 
 from deepdrill.errors import ParamError
 from deepdrill.generator.exercise import make_variant
-from deepdrill.generator.layers import (BatchNorm, Conv, Dense, Dropout, Flatten, Pool, ReLU,
+from deepdrill.generator.layers import (BatchNorm, Conv, Dense, Flatten, ReLU,
                                         parse_layers)
 from deepdrill.generator.render import Question, Sheet, render_document
 from deepdrill.generator.types.cnn_layer_table import INPUT_SHAPES
+from torch_layers import torch_rows
 
 SEEDS = range(250)
 LENET = ["CONV5-6(1,0)", "POOL-2", "CONV5-16(1,0)", "POOL-2", "FLATTEN", "FC-120", "FC-84",
          "FC-10"]
 
 
-def torch_module(layer, shape):
-    kw = {"device": "meta", "dtype": torch.float64}  # no weight initialisation: it is slow
-    if isinstance(layer, Conv):
-        return nn.Conv2d(shape[0], layer.filters, layer.k, layer.stride, layer.padding,
-                         bias=layer.bias, **kw)
-    if isinstance(layer, Pool):
-        return (nn.MaxPool2d if layer.mode == "max" else nn.AvgPool2d)(layer.k, layer.stride,
-                                                                        layer.padding)
-    if isinstance(layer, Dense):
-        linear = nn.Linear(math.prod(shape), layer.units, bias=layer.bias, **kw)
-        return nn.Sequential(nn.Flatten(), linear) if len(shape) == 3 else linear
-    if isinstance(layer, BatchNorm):
-        return (nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d)(shape[0], **kw)
-    return {ReLU: nn.ReLU, Dropout: nn.Dropout, Flatten: nn.Flatten}[type(layer)]()
-
-
-@torch.inference_mode()
 def torch_table(input_shape, layer_specs):
     """output_shapes, layer_params and layer_multiplications computed with torch.nn."""
-    x = torch.zeros((1, *input_shape), dtype=torch.float64)
-    shapes, params, mults = [], [], []
-    for layer in parse_layers(layer_specs):
-        module = torch_module(layer, tuple(x.shape[1:])).to_empty(device="cpu").eval()
-        for t in (*module.parameters(), *module.buffers()):
-            t.zero_()  # cheap, and no denormal garbage to slow the forward pass down
-        y = module(x)
-        shapes.append(list(y.shape[1:]))
-        params.append(sum(p.numel() for p in module.parameters()))
-        mults.append(y.numel() * layer.k ** 2 * x.shape[1] if isinstance(layer, Conv) else
-                     x.numel() * y.numel() if isinstance(layer, Dense) else 0)
-        x = y
-    return shapes, params, mults
+    rows = torch_rows(input_shape, parse_layers(layer_specs))
+    return [list(s) for s, _, _ in rows], [p for _, p, _ in rows], [m for _, _, m in rows]
 
 
 def test_seed_sweep_against_torch():

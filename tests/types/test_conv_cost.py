@@ -1,14 +1,16 @@
 """conv_cost against torch.nn: branch shapes from a forward pass, parameters from .parameters()."""
 
+from dataclasses import replace
+
 import pytest
 import torch
-from torch import nn
 
 from deepdrill.errors import ParamError
 from deepdrill.generator.exercise import make_variant
-from deepdrill.generator.layers import BatchNorm, Conv, Pool, ReLU, parse_layers
+from deepdrill.generator.layers import Conv, Pool, parse_layers
 from deepdrill.generator.render import Question, Sheet, render_document
 from deepdrill.generator.types.conv_cost import CHANNELS, SIZES
+from torch_layers import torch_rows
 
 SEEDS = range(250)
 GOOGLENET_3A = [["CONV1-64"], ["CONV1-96", "CONV3-128"], ["CONV1-16", "CONV5-32"],
@@ -16,40 +18,19 @@ GOOGLENET_3A = [["CONV1-64"], ["CONV1-96", "CONV3-128"], ["CONV1-16", "CONV5-32"
 BOTTLENECK = [["CONV5-32"], ["CONV1-16", "CONV5-32"]]
 
 
-def torch_module(layer, channels):
-    """A branch layer in torch, "same" padded as the exercise says.
-
-    On the meta device: shapes and parameter counts without computing a single product
-    (a real 5x5 convolution of a 512-channel map takes a while).
-    """
-    kw = {"device": "meta", "dtype": torch.float64}
-    if isinstance(layer, Conv):
-        return nn.Conv2d(channels, layer.filters, layer.k, 1, layer.k // 2, bias=layer.bias, **kw)
-    if isinstance(layer, Pool):
-        return (nn.MaxPool2d if layer.mode == "max" else nn.AvgPool2d)(layer.k, 1, layer.k // 2)
-    if isinstance(layer, BatchNorm):
-        return nn.BatchNorm2d(channels, **kw)
-    assert isinstance(layer, ReLU)
-    return nn.ReLU()
-
-
-@torch.inference_mode()
 def torch_costs(input_shape, branches):
-    """Per branch (multiplications, parameters, output), and the concatenated output shape."""
-    x0 = torch.zeros((1, *input_shape), device="meta", dtype=torch.float64)
-    costs, outputs = [], []
+    """Per branch (multiplications, parameters, output), and the concatenated output shape.
+
+    Pooling in a branch is "same" padded (floor(k/2)), as the exercise says.
+    """
+    costs = []
     for specs in branches:
-        x, mults, params = x0, 0, 0
-        for layer in parse_layers(specs):
-            module = torch_module(layer, x.shape[1]).eval()
-            y = module(x)
-            if isinstance(layer, Conv):  # one k*k*C_in dot product per output value
-                mults += y.numel() * layer.k ** 2 * x.shape[1]
-            params += sum(p.numel() for p in module.parameters())
-            x = y
-        costs.append((mults, params, list(x.shape[1:])))
-        outputs.append(x)
-    return costs, list(torch.cat(outputs, dim=1).shape[1:])
+        layers = [replace(x, padding=x.k // 2) if isinstance(x, Pool) else x
+                  for x in parse_layers(specs)]
+        rows = torch_rows(input_shape, layers)
+        costs.append((sum(m for _, _, m in rows), sum(p for _, p, _ in rows), list(rows[-1][0])))
+    maps = [torch.zeros((1, *out), device="meta") for _, _, out in costs]
+    return costs, list(torch.cat(maps, dim=1).shape[1:])
 
 
 def test_seed_sweep_against_torch():
