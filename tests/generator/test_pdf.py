@@ -68,3 +68,15 @@ def test_missing_pdflatex_is_a_clear_error(tmp_path, monkeypatch, example_assign
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(DeepdrillError, match="pdflatex not found; install TeX Live"):
         build(example_assignment, [Student("a", "A")], tmp_path / "o", pdf=True)
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler-utils")
+def test_no_page_ends_on_a_heading(pdf_build):
+    """"Submit under" stays with its list of fields, a question title with its text."""
+    for kind in ("problems", "solutions"):
+        for number, page in enumerate(text(pdf_build / f"{kind}.pdf").split("\f")[:-1], 1):
+            body = [line.strip() for line in page.splitlines() if line.strip()][:-1]  # no footer
+            assert body, f"{kind}.pdf page {number} is empty"
+            last = body[-1]
+            assert not last.startswith(("Submit under", "Question ", "Solution")), \
+                f"{kind}.pdf page {number} ends with {last!r}"
