@@ -219,16 +219,20 @@ def _with_mistake(text: str, mistake: Mistake | None) -> str:
 
 def _entry_mistake(f: Field, values: np.ndarray, ok: np.ndarray,
                    mistakes: tuple[Mistake, ...]) -> Mistake | None:
-    """The mistake that explains every wrong entry, if one does."""
-    wrong = ~ok & ~np.isnan(values)
-    if not wrong.any():
+    """The mistake whose answer the student gave, on every entry they gave, if one is.
+
+    Matching only the wrong entries is not enough: an entry right where the mistake
+    gives another value shows the student did not make that mistake there.
+    """
+    given = ~np.isnan(values)
+    if not (~ok & given).any():
         return None
     for m in mistakes:
         if f.name not in m.answers:
             continue
         theirs = np.asarray(flatten(m.answers[f.name]), dtype=float)
         if len(theirs) == len(values) and \
-                np.all(entries_match(f.tolerance, values[wrong], theirs[wrong])):
+                np.all(entries_match(f.tolerance, values[given], theirs[given])):
             return m
     return None
 

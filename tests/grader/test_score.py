@@ -65,6 +65,17 @@ def test_flipped_kernel_is_named(conv):
     assert "flipped the kernel" in f.feedback
 
 
+@pytest.mark.parametrize("given, named", [
+    ([[3, 6], [-1, "?"]], True),  # the flipped answer, one entry not given
+    ([[1, 8], [1, 2]], False),  # one wrong entry happens to equal the flipped one
+    ([[1, 6], [-1, 2]], False),  # right where the flipped kernel gives 3: not flipped there
+])
+def test_a_mistake_is_named_only_when_every_given_entry_is_its_answer(conv, given, named):
+    f = grade_question(conv, {"output": given}, 10).fields["output"]
+    assert (f.mistake == "flipped_kernel") is named, f.feedback
+    assert ("flipped the kernel" in f.feedback) is named
+
+
 @pytest.mark.parametrize("given, words", [
     ([[1, 8, 1, 0]], "expected a 2x2 matrix"),
     ([1, 8, 1, 0], "expected a 2x2 matrix, got a list of 4 numbers"),
