@@ -103,7 +103,7 @@ def run_once(args: argparse.Namespace) -> dict[str, float]:
         n_subs = write_submissions(out / "key.json", tmp / "subs")
         t0, c0 = time.perf_counter(), cpu_seconds()
         key = load_key(out / "key.json")
-        report = grade_files(key, collect_files([tmp / "subs"]))
+        report = grade_files(key, collect_files([tmp / "subs"])[0])
         write_reports(report, tmp / "grades")
         grade_s, grade_cpu = time.perf_counter() - t0, cpu_seconds() - c0
     finally:

@@ -266,18 +266,20 @@ def build(assignment_file: Path, roster: Path | None, variants: int | None, out:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no table.")
 def grade(key_path: Path, submissions: tuple[Path, ...], out: Path | None, max_bytes: int,
           quiet: bool) -> None:
-    """Grade SUBMISSIONS (files, or folders of *.json) against each student's variant.
+    """Grade SUBMISSIONS (files, or folders of *.json files) against each student's variant.
 
     Writes grades.csv (a row per student) and report.json (per student, question and
     field: score, expected, given, feedback). A file that cannot be graded gets its
-    reason in the report; the run goes on.
+    reason in the report; the run goes on. Other files in a folder (not .json, or
+    hidden) are listed in the report as skipped.
     """
     from deepdrill.grader.batch import collect_files, grade_files, load_key, write_reports
 
     key = load_key(key_path)
-    files = collect_files(submissions)
+    files, skipped = collect_files(submissions)
     report = _progress(quiet)("grading", len(files),
-                              lambda tick: grade_files(key, files, max_bytes, tick))
+                              lambda tick: grade_files(key, files, max_bytes, tick,
+                                                       skipped=skipped))
     out = out or key_path.parent / "grades"
     csv_path, json_path = write_reports(report, out)
     if not quiet:

@@ -6,7 +6,9 @@ Every input file appears in the report exactly once, with a status:
 * ``superseded``: another file of the same student is newer; graded, not counted;
 * ``unreadable``: nothing could be read (not JSON, too large, ...); scores 0;
 * ``unknown_student``: the student id is not in the key; scores 0;
-* ``error``: deepdrill itself failed on the file (a bug to report); scores 0.
+* ``error``: deepdrill itself failed on the file (a bug to report); scores 0;
+* ``skipped``: found in a submissions folder but not read: not a ``.json`` file, or a
+  hidden file (macOS metadata and the like).
 
 Students in the key without a counted file get a row with status ``no_submission``.
 """
@@ -98,19 +100,37 @@ def load_key(path: Path) -> Key:
     return Key(a["title"], questions, students, a)
 
 
-def collect_files(inputs: Iterable[Path]) -> list[Path]:
-    """Submission files from files and folders (``*.json`` below a folder), each once."""
+def collect_files(inputs: Iterable[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Submission files from files and folders, each once; and what a folder held besides.
+
+    A file named on the command line is always read. In a folder, every ``*.json``
+    file (any case) below it is a submission; every other file is returned with the
+    reason it is not graded, so the report can list it rather than drop it silently.
+    """
     seen: dict[Path, Path] = {}
+    skipped: dict[Path, tuple[Path, str]] = {}
     for p in inputs:
         if p.is_dir():
-            found = sorted(q for q in p.rglob("*.json") if q.is_file())
+            for q in sorted(x for x in p.rglob("*") if x.is_file()):
+                reason = _not_a_submission(q.relative_to(p))
+                if reason:
+                    skipped.setdefault(q.resolve(), (q, reason))
+                else:
+                    seen.setdefault(q.resolve(), q)
         elif p.exists():
-            found = [p]
+            seen.setdefault(p.resolve(), p)
         else:
             raise DeepdrillError(f"no such file or folder: {p}")
-        for q in found:
-            seen.setdefault(q.resolve(), q)
-    return list(seen.values())
+    return list(seen.values()), [s for k, s in skipped.items() if k not in seen]
+
+
+def _not_a_submission(relative: Path) -> str | None:
+    if any(part.startswith(".") or part == "__MACOSX" for part in relative.parts):
+        return "hidden file or macOS metadata; not graded"
+    if relative.suffix.lower() != ".json":
+        return "not a .json file; not graded (rename it to .json, or name it on the " \
+               "command line, to grade it)"
+    return None
 
 
 @dataclass
@@ -215,8 +235,12 @@ class Report:
 
 
 def grade_files(key: Key, files: list[Path], max_bytes: int = MAX_BYTES,
-                tick: Callable[[int], None] | None = None, workers: int | None = None) -> Report:
-    """Grade every file; a class's worth is shared among forked worker processes."""
+                tick: Callable[[int], None] | None = None, workers: int | None = None,
+                skipped: Iterable[tuple[Path, str]] = ()) -> Report:
+    """Grade every file; a class's worth is shared among forked worker processes.
+
+    ``skipped`` files (from :func:`collect_files`) are listed in the report, not read.
+    """
     tick = tick or (lambda n: None)
     workers = workers or os.cpu_count() or 1
     if workers > 1 and len(files) >= PARALLEL_FROM and "fork" in mp.get_all_start_methods():
@@ -227,6 +251,7 @@ def grade_files(key: Key, files: list[Path], max_bytes: int = MAX_BYTES,
             entries.append(_grade_file(key, path, max_bytes))
             tick(1)
     _mark_superseded(entries)
+    entries += [Entry(str(path), "skipped", None, "", [reason]) for path, reason in skipped]
     return Report(key, entries)
 
 

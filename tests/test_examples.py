@@ -14,7 +14,7 @@ HINT = "examples/submissions are stale: run python examples/make_submissions.py"
 @pytest.fixture(scope="module")
 def report(example_build, examples):
     key = load_key(example_build / "key.json")
-    return grade_files(key, collect_files([examples / "submissions"]), workers=1)
+    return grade_files(key, collect_files([examples / "submissions"])[0], workers=1)
 
 
 def by_student(report):

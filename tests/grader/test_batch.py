@@ -49,15 +49,23 @@ def class_folder(tmp_path, key):
     nested.mkdir()
     put("more/textnumbers.json", {"student_id": "s006",
                                   "answers": {"q1": {q1_field: "lots"}, "q9": {}}})
+    put("S004.JSON", {"student_id": "s004", "answers": {}})  # upper case is still JSON
+    put("notes.txt", None, "my answers are in the other file")
+    (d / "__MACOSX").mkdir()
+    put("__MACOSX/._right.json", None, "\x00\x05\x16\x07")
+    put(".DS_Store", None, "")
     return d
 
 
 def test_every_file_appears_once_with_a_status(key, class_folder):
-    files = collect_files([class_folder])
-    report = grade_files(key, files)
-    assert sorted(e.file for e in report.entries) == sorted(str(f) for f in files)
+    files, skipped = collect_files([class_folder])
+    report = grade_files(key, files, skipped=skipped)
+    on_disk = [str(p) for p in class_folder.rglob("*") if p.is_file()]
+    assert sorted(e.file for e in report.entries) == sorted(on_disk)
     status = {os.path.basename(e.file): e.status for e in report.entries}
     assert status == {
+        "S004.JSON": "graded", "notes.txt": "skipped", "._right.json": "skipped",
+        ".DS_Store": "skipped",
         "right.json": "graded", "bom.json": "graded", "nan.json": "graded",
         "broken.json": "unreadable", "s005.json": "unreadable", "stranger.json": "unknown_student",
         "list.json": "unreadable", "empty.json": "unreadable", "deep.json": "unreadable",
@@ -69,7 +77,7 @@ def test_every_file_appears_once_with_a_status(key, class_folder):
 
 
 def test_scores_and_messages(key, class_folder):
-    report = grade_files(key, collect_files([class_folder]))
+    report = grade_files(key, collect_files([class_folder])[0])
     by_name = {os.path.basename(e.file): e for e in report.entries}
     assert by_name["right.json"].score == pytest.approx(key.max_score)
     assert by_name["bom.json"].score == pytest.approx(key.max_score)
@@ -85,7 +93,7 @@ def test_scores_and_messages(key, class_folder):
 
 
 def test_reports_on_disk(key, class_folder, tmp_path):
-    report = grade_files(key, collect_files([class_folder]))
+    report = grade_files(key, collect_files([class_folder])[0])
     csv_path, json_path = write_reports(report, tmp_path / "grades")
     with csv_path.open(encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
