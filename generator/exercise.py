@@ -190,6 +190,13 @@ def _distinct_mistakes(mistakes: list[Mistake], answers: dict[str, Any],
     return kept
 
 
+def require(params: Mapping[str, Any], *names: str) -> None:
+    """ParamError naming the first of ``names`` that ``params`` lacks (for ``check``)."""
+    for name in names:
+        if name not in params:
+            raise ParamError(f"missing parameter {name!r}")
+
+
 def int_option(name: str, value: Any, low: int, high: int) -> int:
     """A whole-number option within [low, high], or ParamError saying so."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or \

@@ -27,7 +27,7 @@ import numpy as np
 
 from deepdrill.errors import ParamError
 from deepdrill.generator import latex
-from deepdrill.generator.exercise import Exercise, int_option, jsonable, register
+from deepdrill.generator.exercise import Exercise, int_option, jsonable, register, require
 from deepdrill.generator.fields import real
 from deepdrill.generator.randomness import choice, decimals
 from deepdrill.generator.variant import Mistake
@@ -165,9 +165,7 @@ class BatchnormForward(Exercise):
 
     def check(self, params):
         p = {"eps": 0, **params}
-        for name in ("x", "gamma", "beta"):
-            if name not in p:
-                raise ParamError(f"missing parameter {name!r}")
+        require(p, "x", "gamma", "beta")
         x = _numbers(p["x"], "x")
         if x.ndim not in (1, 2) or x.shape[0] < 2 or x.size == 0:
             raise ParamError("x must be a list of at least 2 numbers (one feature) or an "

@@ -20,7 +20,7 @@ import numpy as np
 
 from deepdrill.errors import ParamError
 from deepdrill.generator import latex
-from deepdrill.generator.exercise import Exercise, jsonable, register
+from deepdrill.generator.exercise import Exercise, jsonable, register, require
 from deepdrill.generator.fields import integer
 from deepdrill.generator.layer_tex import label, mults_tex, params_tex, product
 from deepdrill.generator.layers import (RIGHT, BatchNorm, Conv, Dense, Dropout, Flatten, Layer,
@@ -213,9 +213,7 @@ class CnnLayerTable(Exercise):
         return p
 
     def check(self, params):
-        for name in ("input_shape", "layers"):
-            if name not in params:
-                raise ParamError(f"missing parameter {name!r}")
+        require(params, "input_shape", "layers")
         shape = as_shape(params["input_shape"])
         layers = parse_layers(params["layers"])
         if not layers:

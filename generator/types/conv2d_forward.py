@@ -15,7 +15,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from deepdrill.errors import ParamError
 from deepdrill.generator import latex
-from deepdrill.generator.exercise import Exercise, jsonable, register
+from deepdrill.generator.exercise import Exercise, jsonable, register, require
 from deepdrill.generator.fields import real
 from deepdrill.generator.layers import output_size
 from deepdrill.generator.randomness import choice, ints
@@ -138,9 +138,7 @@ class Conv2dForward(Exercise):
     def check(self, params):
         p = {"bias": None, "stride": 1, "padding": 0, "activation": "none",
              "flip_kernel": False, **params}
-        for name in ("input", "kernel"):
-            if name not in p:
-                raise ParamError(f"missing parameter {name!r}")
+        require(p, "input", "kernel")
         x = np.asarray(p["input"], dtype=float)
         k = np.asarray(p["kernel"], dtype=float)
         if x.ndim not in (2, 3) or k.ndim not in (2, 4):

@@ -34,7 +34,7 @@ import numpy as np
 
 from deepdrill.errors import ParamError
 from deepdrill.generator import latex
-from deepdrill.generator.exercise import Exercise, jsonable, register
+from deepdrill.generator.exercise import Exercise, jsonable, register, require
 from deepdrill.generator.fields import integer, real
 from deepdrill.generator.layer_tex import label, mults_tex, params_tex
 from deepdrill.generator.layers import (BatchNorm, Conv, Count, Dense, Flatten, Layer, LayerRow,
@@ -191,9 +191,7 @@ class ConvCost(Exercise):
         return p
 
     def check(self, params):
-        for name in ("input_shape", "branches"):
-            if name not in params:
-                raise ParamError(f"missing parameter {name!r}")
+        require(params, "input_shape", "branches")
         shape = as_shape(params["input_shape"])
         if len(shape) != 3:
             raise ParamError("input_shape must be a feature map (C, H, W)")

@@ -24,7 +24,7 @@ import sympy
 
 from deepdrill.errors import ParamError
 from deepdrill.generator import latex
-from deepdrill.generator.exercise import Exercise, jsonable, register
+from deepdrill.generator.exercise import Exercise, jsonable, register, require
 from deepdrill.generator.fields import real
 from deepdrill.generator.variant import Mistake
 
@@ -142,9 +142,7 @@ class CrossEntropy(Exercise):
         return p
 
     def check(self, params):
-        for name in self.params:
-            if name not in params:
-                raise ParamError(f"missing parameter {name!r}")
+        require(params, *self.params)
         check_logits(params["logits"])
         one_hot(params["target"], params["logits"])
         return {"logits": jsonable(params["logits"]), "target": jsonable(params["target"])}

@@ -14,7 +14,7 @@ import numpy as np
 
 from deepdrill.errors import ParamError
 from deepdrill.generator import latex
-from deepdrill.generator.exercise import Exercise, int_option, jsonable, register
+from deepdrill.generator.exercise import Exercise, int_option, jsonable, register, require
 from deepdrill.generator.fields import real
 from deepdrill.generator.randomness import choice, decimals, ints
 from deepdrill.generator.variant import Mistake
@@ -114,8 +114,7 @@ class Softmax(Exercise):
         return {"logits": jsonable(draw_logits(rng, logits_shape(rng, options)))}
 
     def check(self, params):
-        if "logits" not in params:
-            raise ParamError("missing parameter 'logits'")
+        require(params, "logits")
         check_logits(params["logits"])
         return {"logits": jsonable(params["logits"])}
 
