@@ -7,6 +7,7 @@ the way a TA writes the count on the board: ``$6\\cdot(5\\cdot 5\\cdot 1) + 6 = 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from . import latex
@@ -25,7 +26,7 @@ def params_tex(row: LayerRow) -> latex.Tex:
         weights = rf"{layer.filters}\cdot({layer.k}\cdot {layer.k}\cdot {shape[0]})"
         expr = weights + (rf" + {layer.filters}" if layer.bias else "")
     elif isinstance(layer, Dense):
-        expr = rf"{_features(shape)}\cdot {layer.units}" + \
+        expr = rf"{math.prod(shape)}\cdot {layer.units}" + \
             (rf" + {layer.units}" if layer.bias else "")
     elif isinstance(layer, BatchNorm):
         expr = rf"2\cdot {shape[0]}"
@@ -41,7 +42,7 @@ def mults_tex(row: LayerRow) -> latex.Tex:
         _, ho, wo = row.output_shape
         factors = [ho, wo, layer.filters, layer.k, layer.k, shape[0]]
     elif isinstance(layer, Dense):
-        factors = [_features(shape), row.output_shape[0]]
+        factors = [math.prod(shape), row.output_shape[0]]
     else:
         return latex.Tex("$0$")
     return latex.Tex(f"${product(factors)} = {latex.count(row.multiplications)}$")
@@ -51,9 +52,3 @@ def product(factors: Sequence[int]) -> str:
     """``a\\cdot b\\cdot c`` (math mode, no result)."""
     return r"\cdot ".join(str(int(f)) for f in factors)
 
-
-def _features(shape: Sequence[int]) -> int:
-    n = 1
-    for d in shape:
-        n *= int(d)
-    return n

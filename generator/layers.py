@@ -50,8 +50,9 @@ Shapes are tuples: ``(C, H, W)`` for a feature map, ``(N,)`` for a vector.
 from __future__ import annotations
 
 import functools
+import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Union
 
@@ -215,13 +216,13 @@ class Dense(Layer):
         return (self.units,)
 
     def param_count(self, shape: Shape) -> int:
-        return _features(shape) * self.units + (self.units if self.bias else 0)
+        return math.prod(shape) * self.units + (self.units if self.bias else 0)
 
     def multiplications(self, shape: Shape, size_rule: SizeRule = output_size) -> int:
-        return _features(shape) * self.units
+        return math.prod(shape) * self.units
 
     def weight_shape(self, shape: Shape) -> Shape:
-        return (self.units, _features(shape))
+        return (self.units, math.prod(shape))
 
     def notation(self) -> str:
         return f"FC-{self.units}"
@@ -264,7 +265,7 @@ class Flatten(Layer):
     kind: ClassVar[str] = "flatten"
 
     def output_shape(self, shape: Shape, size_rule: SizeRule = output_size) -> Shape:
-        return (_features(shape),)
+        return (math.prod(shape),)
 
     def notation(self) -> str:
         return "FLATTEN"
@@ -483,13 +484,6 @@ def _feature_map(layer: Layer, shape: Shape) -> Shape:
                          f"{shape[0]} features; convolution and pooling come before FLATTEN "
                          f"and FC layers")
     return tuple(shape)
-
-
-def _features(shape: Sequence[int]) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
 
 
 def _slide(layer: Conv | Pool, shape: Shape, size_rule: SizeRule) -> tuple[int, int]:
