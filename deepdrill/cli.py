@@ -176,30 +176,56 @@ def _compile_one(tex: str, out: Path) -> None:
 @click.option("--points", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Points for the question [default: 1 per field].")
 @click.option("--all-or-nothing", is_flag=True, help="No per-entry credit for arrays.")
+@click.option("--carry-forward", default="full", show_default=True, metavar="full|none|SHARE",
+              help="Credit for an answer computed right from your own wrong earlier answers.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def check(type_id: str, params_arg: str | None, options_arg: str | None, seed: int,
-          answers_arg: str, points: float | None, all_or_nothing: bool, as_json: bool) -> None:
-    """Grade one set of answers to exercise TYPE (the batch grader's code path)."""
+          answers_arg: str, points: float | None, all_or_nothing: bool, carry_forward: str,
+          as_json: bool) -> None:
+    """Grade one set of answers to exercise TYPE (the batch grader's code path).
+
+    \b
+    Example (a wrong mean, and a variance computed right from it):
+      deepdrill check batchnorm_forward --params '{"x": [1, 3, 5, 7], "gamma": 1, "beta": 0}' \\
+        --answers '{"mean": 5, "variance": 6}'
+    """
     from deepdrill.grader.score import CreditPolicy, grade_question
 
     v = _variant(type_id, params_arg, options_arg, seed)
     answers = _load_json_arg(answers_arg, "--answers")
     result = grade_question(v, answers, points or float(len(v.fields)),
-                            CreditPolicy(per_entry=not all_or_nothing))
+                            CreditPolicy(per_entry=not all_or_nothing,
+                                         carry_forward=_carry_share(carry_forward)))
     if as_json:
         data = result.to_json()
+        keys = ("correct", "score", "max_score", "expected", "given", "feedback", "mistake",
+                "carried_forward", "consistent_with")
         click.echo(json.dumps({"score": data["score"], "max_score": data["max_score"],
-                               "fields": {k: {kk: f[kk] for kk in ("correct", "score", "max_score",
-                                                                 "expected", "given", "feedback")}
+                               "carried_forward": data["carried_forward"],
+                               "fields": {k: {kk: f.get(kk) for kk in keys}
                                           for k, f in data["fields"].items()},
                                "notes": data["notes"]}))
         return
     for name, f in result.fields.items():
-        mark = click.style("ok", fg="green") if f.correct else click.style("--", fg="red")
+        mark = click.style("ok", fg="green") if f.correct else \
+            click.style("cf", fg="yellow") if f.carried else click.style("--", fg="red")
         click.echo(f"{mark} {name}: {f.score:g}/{f.max_score:g}  {f.feedback}")
     for note in result.notes:
         click.echo(f"   note: {note}")
     click.echo(f"score: {result.score:g}/{result.max_score:g}")
+
+
+def _carry_share(value: str) -> float:
+    from deepdrill.generator.assignment import carry_share
+
+    try:
+        share = carry_share(value if value in ("full", "none") else float(value))
+    except ValueError:
+        share = -1.0
+    if not 0 <= share <= 1:
+        raise DeepdrillError(f"--carry-forward takes full, none or a share from 0 to 1, "
+                             f"not {value!r}")
+    return share
 
 
 # -- build and grade --------------------------------------------------------------

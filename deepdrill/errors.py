@@ -26,3 +26,7 @@ class DeepdrillError(Exception):
 
 class ParamError(DeepdrillError):
     """Parameters of an exercise that cannot be solved or typeset."""
+
+
+class InternalError(DeepdrillError):
+    """A bug in deepdrill itself (an exercise type's own code failed), never the user's fault."""

@@ -37,13 +37,14 @@ class QuestionSpec:
     options: dict[str, Any] = field(default_factory=dict)
     tolerances: dict[str, dict[str, Any]] = field(default_factory=dict)
     all_or_nothing: bool = False
+    carry_forward: float = 1.0  # share of the credit for a value right from own wrong values
 
     def variant_seed(self, student_seed: int) -> int:
         return derive_seed(student_seed, self.label)
 
     def to_json(self) -> dict[str, Any]:
         return {"label": self.label, "type": self.type, "points": self.points,
-                "all_or_nothing": self.all_or_nothing}
+                "all_or_nothing": self.all_or_nothing, "carry_forward": self.carry_forward}
 
 
 @dataclass(frozen=True)
@@ -89,11 +90,13 @@ def parse_assignment(data: dict[str, Any], sha256: str = "", source: str = "assi
         lines = [f"  {_where(e.absolute_path)}: {e.message}" for e in problems[:10]]
         raise DeepdrillError(f"{source}: invalid assignment:\n" + "\n".join(lines))
     default_aon = data.get("all_or_nothing", False)
+    default_cf = data.get("carry_forward", "full")
     questions = [
         QuestionSpec(label=f"q{i + 1}", type=q["type"], points=float(q["points"]),
                      params=q.get("params", {}), options=q.get("options", {}),
                      tolerances=q.get("tolerances", {}),
-                     all_or_nothing=q.get("all_or_nothing", default_aon))
+                     all_or_nothing=q.get("all_or_nothing", default_aon),
+                     carry_forward=carry_share(q.get("carry_forward", default_cf)))
         for i, q in enumerate(data["questions"])
     ]
     assignment = Assignment(data["title"], data.get("course", ""), data["seed"], questions,
@@ -106,6 +109,12 @@ def parse_assignment(data: dict[str, Any], sha256: str = "", source: str = "assi
         except DeepdrillError as err:
             raise DeepdrillError(f"{source}: {q.label} ({q.type}): {err.message}") from None
     return assignment
+
+
+def carry_share(value: Any) -> float:
+    """The carry_forward setting as a share of the credit: "full" 1, "none" 0, or a number."""
+    return {"full": 1.0, "none": 0.0}.get(value, value) if isinstance(value, str) \
+        else float(value)
 
 
 def _where(path: Any) -> str:

@@ -30,13 +30,13 @@ import orjson
 from deepdrill import __version__
 
 from .assignment import Assignment, Student
-from .exercise import make_variant
-from .fields import skeleton
+from .exercise import get, make_variant
+from deepdrill.model.fields import skeleton
 from .pdf import concatenate, pdflatex, typeset
 from .render import Question, Sheet
-from .variant import Variant
+from deepdrill.model.variant import Variant
 
-KEY_FORMAT = "deepdrill-key/1"
+KEY_FORMAT = "deepdrill-key/2"  # /2: versioned types, step graphs, carried-forward credit
 MIN_CHUNK, MAX_CHUNK = 10, 150  # students per parallel task
 TASKS_PER_WORKER = 2  # each pdflatex run costs ~0.25 s of start-up: few, large tasks
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -92,6 +92,7 @@ def key_json(assignment: Assignment, builds: list[StudentBuild]) -> dict[str, An
         "format": KEY_FORMAT,
         "deepdrill_version": __version__,
         "assignment": assignment.to_json(),
+        "type_versions": {q.type: get(q.type).version for q in assignment.questions},
         "students": [{"id": b.student.id, "name": b.student.name, "seed": b.seed,
                       "folder": b.folder,
                       "variants": {k: v.to_json() for k, v in b.variants.items()}}

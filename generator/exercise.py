@@ -2,27 +2,31 @@
 
 An exercise type is one module under ``generator/types`` with one class that
 subclasses :class:`Exercise` and is decorated with :func:`register`. It draws
-parameters from a ``numpy.random.Generator``, solves any parameters it is given,
-declares its answer fields, lists the mistakes it can recognise, and produces the
-context its two templates (``<id>/problem.tex.j2`` and ``<id>/solution.tex.j2``)
-typeset.
+parameters from a ``numpy.random.Generator``, declares its solution as a graph of
+named steps (:mod:`.steps`), its answer fields and the slips it recognises, and
+produces the context its two templates (``<id>/problem.tex.j2`` and
+``<id>/solution.tex.j2``) typeset. The engine here runs the graph: solving, the
+answers of mistakes, and (for the grader) re-running steps on a student's values.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import numpy as np
 
-from deepdrill.errors import DeepdrillError, ParamError
+from deepdrill.errors import DeepdrillError, InternalError, ParamError
+from deepdrill.model.fields import Field, Kind, flatten, shape_of
+from deepdrill.model.tolerance import Mode, default_floor, entries_match
+from deepdrill.model.variant import Mistake, Variant
 
-from .fields import Field, flatten, shape_of
-from .variant import Mistake, Variant
+from .steps import Graph, NotApplicable, Slip, Values, rerun, run
 
 
 class Exercise:
-    """Base class of an exercise type. Subclasses fill in every method."""
+    """Base class of an exercise type. Subclasses fill in every method above the line."""
 
     id: ClassVar[str]
     title: ClassVar[str]  # heading on the sheet
@@ -30,28 +34,36 @@ class Exercise:
     params: ClassVar[tuple[str, ...]]  # public parameter names
     options: ClassVar[dict[str, Any]] = {}  # size options and their defaults
     work_space: ClassVar[str] = "6cm"  # room to work below the problem on the sheet
+    version: ClassVar[int] = 1  # raise when answers, fields or parameters change meaning
 
     def sample(self, rng: np.random.Generator, pinned: dict[str, Any],
                options: dict[str, Any]) -> dict[str, Any]:
-        """A complete parameter set: pinned values kept, the rest drawn from ``rng``."""
+        """A complete parameter set: pinned values kept, the rest drawn from ``rng``.
+
+        Never returns a draw that breaks the type's constraints: options that leave no
+        good draw raise :class:`ParamError` saying what to change.
+        """
         raise NotImplementedError
 
     def check(self, params: dict[str, Any]) -> dict[str, Any]:
         """Validate a complete parameter set and return it normalised (defaults filled in).
 
-        Raises :class:`ParamError` with a message that says what to change.
+        Raises :class:`ParamError` with a message that says what to change. Checked
+        parameters never make a step fail.
         """
         raise NotImplementedError
 
-    def solve(self, params: dict[str, Any]) -> dict[str, Any]:
-        """The answers, as JSON values, for any checked parameters."""
+    def graph(self, params: dict[str, Any]) -> Graph:
+        """The solution's steps in order (pure functions, callable on any inputs of the
+        right shape: the grader feeds them a student's values)."""
         raise NotImplementedError
 
     def fields(self, params: dict[str, Any]) -> list[Field]:
+        """The answer fields, each reading the step of its name (or its ``parts``)."""
         raise NotImplementedError
 
-    def mistakes(self, params: dict[str, Any]) -> list[Mistake]:
-        """Answers produced by typical mistakes (all fields; the engine keeps the ones that differ)."""
+    def slips(self, params: dict[str, Any]) -> list[Slip]:
+        """The recognisable mistakes, as swapped steps or changed parameters."""
         return []
 
     def problem(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -62,11 +74,41 @@ class Exercise:
         """
         return {}
 
-    def steps(self, params: dict[str, Any], answers: dict[str, Any]) -> dict[str, Any]:
-        """Context for the worked solution, in the same terms as :meth:`problem`."""
+    def worked(self, params: dict[str, Any], values: Values) -> dict[str, Any]:
+        """Context for the worked solution, from every step's value (never recomputed)."""
         return {}
 
-    # -- shared helpers ----------------------------------------------------
+    # -- the engine ----------------------------------------------------------------
+
+    def values(self, params: dict[str, Any], slips: Sequence[Slip] = (),
+               given: Mapping[str, Any] | None = None) -> Values:
+        """Every step's value; with ``slips`` as a student making them; with ``given``,
+        each step recomputed from a student's own values of its inputs.
+
+        Raises :class:`NotApplicable` when the slips cannot be made together here.
+        """
+        swaps: dict[str, Any] = {}
+        changed = dict(params)
+        for s in slips:
+            if set(s.swaps) & set(swaps):
+                raise NotApplicable(f"{s.name} swaps a step another slip swaps")
+            swaps.update(s.swaps)
+            changed = s.params(changed)
+        if changed != params:
+            try:
+                changed = self.check(changed)
+            except ParamError as err:
+                raise NotApplicable(err.message) from None
+        graph = self.graph(changed)
+        if given is None:
+            return run(graph, changed, swaps)
+        return rerun(graph, changed, given, swaps)
+
+    @staticmethod
+    def answers(fields: Sequence[Field], values: Values) -> dict[str, Any]:
+        """The answer fields as JSON values (the one place where steps become JSON)."""
+        return {f.name: jsonable([values[p] for p in f.parts] if f.parts else values[f.name])
+                for f in fields}
 
     def resolve_options(self, options: Mapping[str, Any] | None) -> dict[str, Any]:
         given = dict(options or {})
@@ -118,6 +160,9 @@ def make_variant(type_id: str, seed: int, pinned: Mapping[str, Any] | None = Non
                  tolerances: Mapping[str, Mapping[str, Any]] | None = None) -> Variant:
     """Draw, solve and record one variant.
 
+    A :class:`ParamError` says what to change in the parameters or options; any other
+    failure inside a type is a bug in deepdrill and raised as :class:`InternalError`.
+
     >>> v = make_variant("conv2d_forward", 0, {"input": [[1, 2, 0], [0, 1, 3], [2, 1, 1]],
     ...                                        "kernel": [[1, -1], [0, 2]]})
     >>> v.answers["output"]
@@ -133,18 +178,26 @@ def make_variant(type_id: str, seed: int, pinned: Mapping[str, Any] | None = Non
         opts = ex.resolve_options(options)
         drawn = ex.check(ex.sample(np.random.default_rng(seed), pinned, opts))
         params = {k: drawn[k] for k in ex.params if k in drawn}  # the catalogue's order
-        answers = ex.solve(params)
-        fields = _with_tolerances(ex.fields(params), tolerances or {})
-        mistakes = _distinct_mistakes(ex.mistakes(params), answers, fields)
+        values = ex.values(params)
+        fields = ex.fields(params)
+        answers = ex.answers(fields, values)
+        fields = _with_tolerances(fields, tolerances or {}, answers)
+        mistakes = _distinct_mistakes(ex, params, fields, answers)
     except DeepdrillError as err:
         err.exercise, err.seed = type_id, seed
         raise
-    except (ValueError, TypeError, IndexError, KeyError, ZeroDivisionError) as err:
-        raise ParamError(f"parameters cannot be used: {err}", exercise=type_id, seed=seed) from err
-    return Variant(type_id, seed, params, answers, tuple(fields), tuple(mistakes))
+    except Exception as err:  # noqa: BLE001  (a type's own failure is a bug, said as one)
+        raise InternalError(f"internal error in exercise type {type_id} "
+                            f"({type(err).__name__}: {err}); this is a bug in deepdrill, "
+                            f"please report it with the assignment", exercise=type_id,
+                            seed=seed) from err
+    return Variant(type_id, seed, params, answers, tuple(fields), tuple(mistakes), ex.version,
+                   values)
 
 
-def _with_tolerances(fields: list[Field], overrides: Mapping[str, Mapping[str, Any]]) -> list[Field]:
+def _with_tolerances(fields: list[Field], overrides: Mapping[str, Mapping[str, Any]],
+                     answers: Mapping[str, Any]) -> list[Field]:
+    """The assignment's per-field tolerances applied; real fields get their default floor."""
     names = {f.name for f in fields}
     unknown = sorted(set(overrides) - names)
     if unknown:
@@ -152,42 +205,38 @@ def _with_tolerances(fields: list[Field], overrides: Mapping[str, Mapping[str, A
                          f"fields are: {', '.join(sorted(names))}")
     out = []
     for f in fields:
-        if f.name in overrides:
-            o = overrides[f.name]
-            f = Field(f.name, f.label, f.kind, f.shape,
-                      f.tolerance.overridden(o.get("rtol"), o.get("atol"), o.get("sigfigs")),
-                      f.weight)
-        out.append(f)
+        o = overrides.get(f.name, {})
+        tol = f.tolerance.overridden(o.get("rtol"), o.get("atol"), o.get("sigfigs"))
+        if f.kind is Kind.REAL and tol.mode is Mode.RELABS and "atol" not in o and not tol.atol:
+            tol = replace(tol, atol=float(f"{default_floor(flatten(answers[f.name]), tol.rtol):.2g}"))
+        out.append(replace(f, tolerance=tol) if tol != f.tolerance else f)
     return out
 
 
-def _distinct_mistakes(mistakes: list[Mistake], answers: dict[str, Any],
-                       fields: list[Field]) -> list[Mistake]:
-    """Keep, per mistake, only the fields it changes; drop mistakes that change nothing.
-
-    A mistake that gives the right answer on this variant (ignoring padding when
-    the padding is 0) cannot be told apart from a right answer, so it is not kept.
-    """
-    from deepdrill.grader.compare import entries_match
-
-    by_name = {f.name: f for f in fields}
-    right = {name: np.asarray(flatten(value), dtype=float) for name, value in answers.items()}
+def _distinct_mistakes(ex: Exercise, params: dict[str, Any], fields: list[Field],
+                       answers: dict[str, Any]) -> list[Mistake]:
+    """Each slip's answers, keeping only the fields it changes; slips that change nothing
+    (ignoring a padding of 0) or cannot be made here are left out: they cannot be told
+    apart from a right answer."""
     kept = []
-    for m in mistakes:
-        changed = {}
-        for name, value in m.answers.items():
-            f = by_name.get(name)
-            if f is None:
-                continue
-            theirs = np.asarray(flatten(value), dtype=float)
-            differs = len(theirs) != len(right[name]) or \
-                not np.all(entries_match(f.tolerance, theirs, right[name]))
-            # shapes only matter when the numbers agree (and cost more to compute)
-            if differs or shape_of(value) != shape_of(answers[name]):
-                changed[name] = value
+    for slip in ex.slips(params):
+        try:
+            wrong = ex.answers(fields, ex.values(params, [slip]))
+        except NotApplicable:
+            continue
+        changed = {f.name: wrong[f.name] for f in fields
+                   if differs(f, wrong[f.name], answers[f.name])}
         if changed:
-            kept.append(Mistake(m.name, m.feedback, changed))
+            kept.append(Mistake(slip.name, slip.feedback, changed))
     return kept
+
+
+def differs(f: Field, value: Any, right: Any) -> bool:
+    """Whether a value (JSON) is told apart from the right one under the field's tolerance."""
+    if shape_of(value) != shape_of(right):
+        return True
+    theirs = np.asarray(flatten(value), dtype=float)
+    return not np.all(entries_match(f.tolerance, theirs, np.asarray(flatten(right), dtype=float)))
 
 
 def require(params: Mapping[str, Any], *names: str) -> None:

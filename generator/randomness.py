@@ -7,9 +7,14 @@ reads global random state.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
+
+from deepdrill.errors import ParamError
+
+T = TypeVar("T")
 
 
 def derive_seed(*parts: Any) -> int:
@@ -41,3 +46,30 @@ def decimals(rng: np.random.Generator, shape: Any, low: float, high: float,
 
 def choice(rng: np.random.Generator, options: list[Any]) -> Any:
     return options[int(rng.integers(len(options)))]
+
+
+def draw_until(rng: np.random.Generator, draw: Callable[[np.random.Generator], T],
+               good: Callable[[T], bool], *, tries: int, refusal: str) -> T:
+    """The first draw that ``good`` accepts; never a draw that breaks the constraints.
+
+    When ``tries`` draws give nothing good, the options leave too little room:
+    :class:`ParamError` with ``refusal``, which says what to change.
+    """
+    for _ in range(tries):
+        candidate = draw(rng)
+        if good(candidate):
+            return candidate
+    raise ParamError(refusal)
+
+
+def draw_batch_until(rng: np.random.Generator, draw: Callable[[np.random.Generator], T],
+                     good: Callable[[T], np.ndarray], *, tries: int,
+                     refusal: str) -> tuple[T, int]:
+    """As :func:`draw_until` for vectorised draws: ``draw`` returns a batch of candidates
+    and ``good`` a boolean mask over it; returns the batch and the first good index."""
+    for _ in range(tries):
+        batch = draw(rng)
+        mask = good(batch)
+        if mask.any():
+            return batch, int(np.argmax(mask))
+    raise ParamError(refusal)

@@ -18,8 +18,9 @@ import jinja2
 
 from . import latex
 from .exercise import get
-from .fields import describe_shape
-from .variant import Variant
+from deepdrill.model.fields import Field, Kind, describe_shape, flatten
+from deepdrill.model.tolerance import DEFAULT_RTOL, Mode, default_floor
+from deepdrill.model.variant import Variant
 
 
 def _finalize(value: Any) -> Any:
@@ -69,6 +70,21 @@ def environment() -> jinja2.Environment:
     return env
 
 
+def tolerance_note(f: Field, answer: Any) -> str | None:
+    """What the sheet says under a field whose tolerance is not the default one (the
+    sheet's opening note states the default)."""
+    tol = f.tolerance
+    if tol.mode is Mode.COUNT or (tol.mode is Mode.EXACT and f.kind is Kind.INTEGER):
+        return None
+    if tol.mode is Mode.RELABS and tol.rtol == DEFAULT_RTOL and \
+            tol.atol == float(f"{default_floor(flatten(answer), tol.rtol):.2g}"):
+        return None
+    if tol.mode is Mode.RELABS:
+        return f"accepted within {tol.rtol * 100:g} % (or {tol.atol:.2g} near zero)"
+    return tol.describe().replace("to ", "give it to ", 1) if tol.mode is Mode.SIGFIGS \
+        else tol.describe()
+
+
 @dataclass
 class Question:
     """One question as a sheet shows it."""
@@ -80,7 +96,7 @@ class Question:
 
     def context(self, solutions: bool) -> dict[str, Any]:
         ex = get(self.variant.type)
-        params, answers = self.variant.params, self.variant.answers
+        params = self.variant.params
         return {
             "number": self.number,
             "label": self.label or f"q{self.number}",
@@ -91,8 +107,10 @@ class Question:
             "work_space": latex.Tex(ex.work_space),
             "params": params,
             "problem": ex.problem(params),
-            "steps": ex.steps(params, answers) if solutions else {},
-            "fields": [{"name": f.name, "label": f.label, "shape": describe_shape(f.shape)}
+            "steps": ex.worked(params, self.variant.values or ex.values(params))
+            if solutions else {},
+            "fields": [{"name": f.name, "label": f.label, "shape": describe_shape(f.shape),
+                        "tolerance": tolerance_note(f, self.variant.answers[f.name])}
                        for f in self.variant.fields],
         }
 

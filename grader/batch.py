@@ -32,7 +32,7 @@ import orjson
 
 from deepdrill import __version__
 from deepdrill.errors import DeepdrillError
-from deepdrill.generator.variant import Variant
+from deepdrill.model.variant import Variant
 
 from .score import CreditPolicy, QuestionResult, grade_question
 from .submission import MAX_BYTES, Submission, read_submission
@@ -48,6 +48,11 @@ class KeyQuestion:
     type: str
     points: float
     all_or_nothing: bool
+    carry_forward: float = 1.0
+
+    @property
+    def policy(self) -> CreditPolicy:
+        return CreditPolicy(per_entry=not self.all_or_nothing, carry_forward=self.carry_forward)
 
 
 @dataclass
@@ -121,9 +126,11 @@ def _key_out_of_gc():
 def load_key(path: Path) -> Key:
     try:
         data = orjson.loads(path.read_bytes())
+        check_versions(data, path)
         a = data["assignment"]
         questions = [KeyQuestion(q["label"], q["type"], float(q["points"]),
-                                 bool(q.get("all_or_nothing", False))) for q in a["questions"]]
+                                 bool(q.get("all_or_nothing", False)),
+                                 float(q.get("carry_forward", 1.0))) for q in a["questions"]]
         students = {s["id"]: KeyStudent(s["id"], s["name"], s.get("folder", s["id"]),
                                         s["variants"])
                     for s in data["students"]}
@@ -135,6 +142,29 @@ def load_key(path: Path) -> Key:
         raise DeepdrillError(f"{path} is not a deepdrill answer key ({err}); pass the key.json "
                              f"that `deepdrill build` wrote") from None
     return Key(a["title"], questions, students, a)
+
+
+def check_versions(data: Any, path: Path) -> None:
+    """Refuse a key this deepdrill cannot grade faithfully: another key format, or an
+    exercise type whose answers changed meaning since the key was built."""
+    from deepdrill.generator.build import KEY_FORMAT
+    from deepdrill.generator.exercise import get
+
+    if not isinstance(data, dict) or not str(data.get("format", "")).startswith("deepdrill-key/"):
+        raise DeepdrillError(f"{path} is not a deepdrill answer key; pass the key.json that "
+                             f"`deepdrill build` wrote")
+    built_with = data.get("deepdrill_version", "an older deepdrill")
+    if data["format"] != KEY_FORMAT:
+        raise DeepdrillError(f"{path} is a {data['format']} key, built with deepdrill "
+                             f"{built_with}; this deepdrill ({__version__}) reads {KEY_FORMAT}. "
+                             f"Grade with deepdrill {built_with}, or rebuild the assignment "
+                             f"(students' numbers stay the same only if the types did not change)")
+    for type_id, version in data.get("type_versions", {}).items():
+        ours = get(type_id).version
+        if version != ours:
+            raise DeepdrillError(f"{path}: {type_id} was built as version {version}, this "
+                                 f"deepdrill has version {ours} of it, whose answers may differ; "
+                                 f"grade with deepdrill {built_with}, or rebuild the assignment")
 
 
 @_no_gc_pauses()
@@ -215,7 +245,7 @@ def grade_submission(key: Key, sub: Submission) -> Entry:
         entry.messages.append("ignored unknown question(s): " + ", ".join(u[:20] for u in unknown[:10]))
     for q in key.questions:
         result = grade_question(student.variants[q.label], answers.get(q.label), q.points,
-                                CreditPolicy(per_entry=not q.all_or_nothing))
+                                q.policy)
         entry.questions[q.label] = result
     entry.score = sum(r.score for r in entry.questions.values())
     return entry
@@ -247,8 +277,10 @@ class Report:
     def _row(self, sid: str, name: str, status: str, e: Entry | None) -> dict[str, Any]:
         scores = {q.label: round(e.questions[q.label].score, 4) if e and e.questions else 0.0
                   for q in self.key.questions}
+        carried = sum(r.carried for r in e.questions.values()) if e and e.questions else 0.0
         return {"id": sid, "name": name, "status": status, "file": e.file if e else "",
-                "total": round(e.score, 4) if e else 0.0, "questions": scores}
+                "total": round(e.score, 4) if e else 0.0, "carried_forward": round(carried, 4),
+                "questions": scores}
 
     def status_counts(self) -> dict[str, int]:
         statuses: dict[str, int] = {}
@@ -354,10 +386,11 @@ def write_reports(report: Report, out: Path) -> tuple[Path, Path]:
     csv_path = out / "grades.csv"
     with csv_path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(["id", "name", *labels, "total", "max_score", "status", "file"])
+        w.writerow(["id", "name", *labels, "total", "carried_forward", "max_score", "status",
+                    "file"])
         for r in report.student_rows():
             w.writerow([r["id"], r["name"], *(r["questions"][k] for k in labels), r["total"],
-                        report.key.max_score, r["status"], r["file"]])
+                        r["carried_forward"], report.key.max_score, r["status"], r["file"]])
     json_path = out / "report.json"
     json_path.write_bytes(orjson.dumps(report.to_json()) + b"\n")
     return csv_path, json_path

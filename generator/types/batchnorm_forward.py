@@ -28,9 +28,9 @@ import numpy as np
 from deepdrill.errors import ParamError
 from deepdrill.generator import latex
 from deepdrill.generator.exercise import Exercise, int_option, jsonable, register, require
-from deepdrill.generator.fields import real
 from deepdrill.generator.randomness import choice, decimals
-from deepdrill.generator.variant import Mistake
+from deepdrill.generator.steps import Slip, Step
+from deepdrill.model.fields import real
 
 SIZES = (4, 5, 6)  # N of a random batch; N = 3 only through the option n
 MIN_N, MAX_N = 3, 6
@@ -49,21 +49,93 @@ MAX_DRAWS = 100
 CANCELLATION = 1e-12  # relative size below which a difference is rounding residue
 
 
-def batchnorm(x: Any, gamma: Any, beta: Any, eps: float = 0.0) -> dict[str, np.ndarray]:
-    """Training-mode batch norm over axis 0: mean, variance (divide by N), normalized, output.
+# -- the steps (pure: the grader feeds them a student's own values) -------------------
 
-    >>> {k: v.tolist() for k, v in batchnorm([1, 3], 2, 1).items()}
+def total(x: Any) -> np.ndarray:
+    return np.asarray(x, dtype=float).sum(axis=0)
+
+
+def mean(x: Any, total: Any) -> np.ndarray:
+    x = np.asarray(x, dtype=float)
+    return _snap(np.asarray(total, dtype=float) / len(x), np.abs(x).mean(axis=0))
+
+
+def deviations(x: Any, mean: Any) -> np.ndarray:
+    x, mean = np.asarray(x, dtype=float), np.asarray(mean, dtype=float)
+    return _snap(x - mean, np.abs(x) + np.abs(mean))
+
+
+def squares(deviations: np.ndarray) -> np.ndarray:
+    return deviations ** 2
+
+
+def variance(squares: np.ndarray) -> np.ndarray:
+    """The population variance: divide by N."""
+    return squares.mean(axis=0)
+
+
+def std(variance: Any, eps: Any) -> np.ndarray:
+    return np.sqrt(np.asarray(variance, dtype=float) + float(eps))
+
+
+def normalize(deviations: np.ndarray, std: np.ndarray) -> np.ndarray:
+    return deviations / std
+
+
+def affine(normalized: Any, gamma: Any, beta: Any) -> np.ndarray:
+    scaled = np.asarray(gamma, dtype=float) * np.asarray(normalized, dtype=float)
+    beta = np.asarray(beta, dtype=float)
+    return _snap(scaled + beta, np.abs(scaled) + np.abs(beta))
+
+
+GRAPH = (
+    Step("total", total, ("x",)),
+    Step("mean", mean, ("x", "total")),
+    Step("deviations", deviations, ("x", "mean")),
+    Step("squares", squares, ("deviations",)),
+    Step("variance", variance, ("squares",)),
+    Step("std", std, ("variance", "eps")),
+    Step("normalized", normalize, ("deviations", "std")),
+    Step("output", affine, ("normalized", "gamma", "beta")),
+)
+
+
+def sample_variance(squares: np.ndarray) -> np.ndarray:
+    return squares.sum(axis=0) / (len(squares) - 1)
+
+
+def variance_as_divisor(variance: Any, eps: Any) -> np.ndarray:
+    return np.asarray(variance, dtype=float) + float(eps)
+
+
+def affine_first(params: dict[str, Any]) -> dict[str, Any]:
+    """Scale and shift x first, then normalise with gamma = 1 and beta = 0."""
+    x = np.asarray(params["x"], dtype=float)
+    return {"x": jsonable(np.asarray(params["gamma"], dtype=float) * x +
+                          np.asarray(params["beta"], dtype=float)), "gamma": 1, "beta": 0}
+
+
+SLIPS = (
+    Slip("sample_variance", "you used the sample variance (dividing by N - 1); batch norm "
+         "divides by N", swaps={"variance": sample_variance}),
+    Slip("divided_by_variance", "you divided by the variance instead of the standard "
+         "deviation sqrt(variance + eps)", swaps={"std": variance_as_divisor}),
+    Slip("affine_before_normalising", "you applied gamma and beta before normalising; batch "
+         "norm normalises x first, then scales by gamma and shifts by beta",
+         change=affine_first),
+)
+
+
+def batchnorm(x: Any, gamma: Any, beta: Any, eps: float = 0.0) -> dict[str, np.ndarray]:
+    """Training-mode batch norm over axis 0: every step's value.
+
+    >>> r = batchnorm([1, 3], 2, 1)
+    >>> {k: r[k].tolist() for k in ("mean", "variance", "normalized", "output")}
     {'mean': 2.0, 'variance': 1.0, 'normalized': [-1.0, 1.0], 'output': [-1.0, 3.0]}
     """
-    x = np.asarray(x, dtype=float)
-    gamma, beta = np.asarray(gamma, dtype=float), np.asarray(beta, dtype=float)
-    mean = _snap(x.mean(axis=0), np.abs(x).mean(axis=0))
-    dev = _snap(x - mean, np.abs(x) + np.abs(mean))
-    var = (dev ** 2).mean(axis=0)
-    xhat = dev / np.sqrt(var + eps)
-    scaled = gamma * xhat
-    return {"mean": mean, "variance": var, "normalized": xhat,
-            "output": _snap(scaled + beta, np.abs(scaled) + np.abs(beta))}
+    from deepdrill.generator.steps import run
+
+    return run(GRAPH, {"x": x, "gamma": gamma, "beta": beta, "eps": eps})
 
 
 def _snap(values: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -188,8 +260,8 @@ class BatchnormForward(Exercise):
                              f"use values that differ or set eps > 0")
         return jsonable(p)
 
-    def solve(self, params):
-        return jsonable(batchnorm(params["x"], params["gamma"], params["beta"], params["eps"]))
+    def graph(self, params):
+        return GRAPH
 
     def fields(self, params):
         shape = list(np.shape(params["x"]))
@@ -199,32 +271,8 @@ class BatchnormForward(Exercise):
                 real("normalized", "the normalised values", shape),
                 real("output", "the outputs after scale and shift", shape)]
 
-    def mistakes(self, params):
-        x = np.asarray(params["x"], dtype=float)
-        g, b = np.asarray(params["gamma"], dtype=float), np.asarray(params["beta"], dtype=float)
-        eps = float(params["eps"])
-        right = batchnorm(x, g, b, eps)
-        dev = x - right["mean"]
-        sample_var = (dev ** 2).sum(axis=0) / (len(x) - 1)
-        by_sample = dev / np.sqrt(sample_var + eps)
-        by_var = dev / (right["variance"] + eps)
-        # Normalising gamma * x + beta gives sign(gamma) * x_hat (for eps = 0): the right
-        # normalised values when gamma > 0, but a different output unless |gamma| = 1, beta = 0.
-        first = batchnorm(g * x + b, 1, 0, eps)
-        out = [
-            Mistake("sample_variance", "you used the sample variance (dividing by N - 1); "
-                    "batch norm divides by N",
-                    {"variance": sample_var, "normalized": by_sample, "output": g * by_sample + b}),
-            Mistake("divided_by_variance", "you divided by the variance instead of the "
-                    "standard deviation sqrt(variance + eps)",
-                    {"normalized": by_var, "output": g * by_var + b}),
-            Mistake("affine_before_normalising", "you applied gamma and beta before "
-                    "normalising; batch norm normalises x first, then scales by gamma and "
-                    "shifts by beta",
-                    {"mean": first["mean"], "variance": first["variance"],
-                     "normalized": first["normalized"], "output": first["normalized"]}),
-        ]
-        return [Mistake(m.name, m.feedback, jsonable(m.answers)) for m in out]
+    def slips(self, params):
+        return list(SLIPS)
 
     def problem(self, params):
         x = np.asarray(params["x"], dtype=float)
@@ -235,39 +283,48 @@ class BatchnormForward(Exercise):
                 "gamma": _vector_or_number(params["gamma"]),
                 "beta": _vector_or_number(params["beta"]), "eps": latex.num(params["eps"])}
 
-    def steps(self, params, answers):
+    def worked(self, params, values):
         x = np.asarray(params["x"], dtype=float)
-        cols = x.T if x.ndim == 2 else x[None]
-        gammas = np.broadcast_to(np.asarray(params["gamma"], dtype=float), (len(cols),))
-        betas = np.broadcast_to(np.asarray(params["beta"], dtype=float), (len(cols),))
-        eps = float(params["eps"])
-        return {"features": [feature_steps(c, g, b, eps) for c, g, b in zip(cols, gammas, betas)],
-                "two_d": x.ndim == 2,
-                "answers": {k: _vector_or_number(v) if k in ("mean", "variance") else
-                            (latex.matrix(v) if x.ndim == 2 else latex.row(v))
-                            for k, v in answers.items()}}
+        two_d = x.ndim == 2
+        width = x.shape[1] if two_d else 1
+        gammas = np.broadcast_to(np.asarray(params["gamma"], dtype=float), (width,))
+        betas = np.broadcast_to(np.asarray(params["beta"], dtype=float), (width,))
+
+        def column(name: str, j: int) -> np.ndarray:
+            v = np.asarray(values[name], dtype=float)
+            return v[..., j] if two_d else v
+
+        features = [feature_steps({k: column(k, j) for k in STEP_COLUMNS}, gammas[j], betas[j],
+                                  float(params["eps"])) for j in range(width)]
+        answers = {k: (_vector_or_number(values[k]) if k in ("mean", "variance") else
+                       latex.matrix(values[k]) if two_d else latex.row(values[k]))
+                   for k in ("mean", "variance", "normalized", "output")}
+        return {"features": features, "two_d": two_d, "answers": answers}
 
 
-def feature_steps(x: np.ndarray, gamma: float, beta: float, eps: float) -> dict[str, Any]:
-    """The worked steps for one feature: mean, squared deviations, sigma, then each value."""
-    r = batchnorm(x, gamma, beta, eps)
-    mean, var = float(r["mean"]), float(r["variance"])
-    dev = _snap(x - mean, np.abs(x) + abs(mean))
-    std = math.sqrt(var + eps)
+STEP_COLUMNS = ("x", "total", "mean", "deviations", "squares", "variance", "std", "normalized",
+                "output")  # the values one feature's worked steps print
+
+
+def feature_steps(v: dict[str, Any], gamma: float, beta: float, eps: float) -> dict[str, Any]:
+    """The worked steps of one feature, from its step values: mean, squared deviations,
+    sigma, then each value."""
+    x, dev, sq = v["x"], v["deviations"], v["squares"]
+    mean, var, sd = float(v["mean"]), float(v["variance"]), float(v["std"])
     return {
-        "n": len(x), "sum": _signed_sum(x), "total": latex.num(x.sum()),
+        "n": len(x), "sum": _signed_sum(x), "total": latex.num(v["total"]),
         "mean_rel": _rel(mean), "mean": latex.num(mean),
-        "squares": _signed_sum(dev ** 2), "square_total": latex.num((dev ** 2).sum()),
+        "squares": _signed_sum(sq), "square_total": latex.num(sq.sum()),
         "var_rel": _rel(var), "var": latex.num(var),
         "eps": latex.num(eps) if eps else None,
-        "std_rel": _rel(std), "std": latex.num(std),
+        "std_rel": _rel(sd), "std": latex.num(sd),
         "gamma": latex.num(gamma), "beta": latex.num(beta),
-        "rows": [{"x": latex.num(xi), "d": latex.num(d), "sq": latex.num(d * d),
+        "rows": [{"x": latex.num(xi), "d": latex.num(d), "sq": latex.num(s2),
                   "xhat_rel": _rel(h), "xhat": latex.num(h),
                   "y_terms": latex.Tex(rf"{latex.num(gamma)}\cdot {latex.term(h)} "
                                        f"{_plus(beta)}"),
                   "y_rel": _rel(y), "y": latex.num(y)}
-                 for xi, d, h, y in zip(x, dev, r["normalized"], r["output"])],
+                 for xi, d, s2, h, y in zip(x, dev, sq, v["normalized"], v["output"])],
     }
 
 

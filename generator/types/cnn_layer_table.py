@@ -21,14 +21,14 @@ import numpy as np
 from deepdrill.errors import ParamError
 from deepdrill.generator import latex
 from deepdrill.generator.exercise import Exercise, jsonable, register, require
-from deepdrill.generator.fields import integer
+from deepdrill.model.fields import integer
 from deepdrill.generator.layer_tex import label, mults_tex, params_tex, product
 from deepdrill.generator.layers import (RIGHT, BatchNorm, Conv, Dense, Dropout, Flatten, Layer,
                                         LayerRow, Pool, ReLU, Shape, Slip, as_shape,
                                         count_without_bias, count_without_input_channels,
                                         output_size, parse_layers, trace)
 from deepdrill.generator.randomness import choice
-from deepdrill.generator.variant import Mistake
+from deepdrill.model.variant import Mistake
 
 INPUT_SHAPES = ((1, 28, 28), (3, 32, 32), (3, 64, 64), (1, 32, 32))
 MIN_LAYERS, MAX_LAYERS = 6, 12

@@ -16,10 +16,10 @@ from numpy.lib.stride_tricks import sliding_window_view
 from deepdrill.errors import ParamError
 from deepdrill.generator import latex
 from deepdrill.generator.exercise import Exercise, jsonable, register, require
-from deepdrill.generator.fields import real
+from deepdrill.model.fields import real
 from deepdrill.generator.layers import output_size
 from deepdrill.generator.randomness import choice, ints
-from deepdrill.generator.variant import Mistake
+from deepdrill.model.variant import Mistake
 
 ACTIVATIONS = ("none", "relu")
 BATCH = 128  # candidates drawn and tested at once

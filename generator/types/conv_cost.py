@@ -35,14 +35,14 @@ import numpy as np
 from deepdrill.errors import ParamError
 from deepdrill.generator import latex
 from deepdrill.generator.exercise import Exercise, jsonable, register, require
-from deepdrill.generator.fields import integer, real
+from deepdrill.model.fields import integer, real
 from deepdrill.generator.layer_tex import label, mults_tex, params_tex
 from deepdrill.generator.layers import (BatchNorm, Conv, Count, Dense, Flatten, Layer, LayerRow,
                                         Pool, Shape, Slip, as_shape, count_without_bias,
                                         count_without_input_channels, parse_layers, right_count,
                                         trace)
 from deepdrill.generator.randomness import choice
-from deepdrill.generator.variant import Mistake
+from deepdrill.model.variant import Mistake
 
 SIZES = (7, 14, 28)
 CHANNELS = (64, 128, 192, 256, 480, 512)

@@ -25,8 +25,8 @@ import sympy
 from deepdrill.errors import ParamError
 from deepdrill.generator import latex
 from deepdrill.generator.exercise import Exercise, jsonable, register, require
-from deepdrill.generator.fields import real
-from deepdrill.generator.variant import Mistake
+from deepdrill.model.fields import real
+from deepdrill.model.variant import Mistake
 
 from .softmax import (check_logits, draw_logits, exp_steps, logits_shape, numbers, softmax,
                       vector_or_matrix)

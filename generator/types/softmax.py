@@ -15,9 +15,9 @@ import numpy as np
 from deepdrill.errors import ParamError
 from deepdrill.generator import latex
 from deepdrill.generator.exercise import Exercise, int_option, jsonable, register, require
-from deepdrill.generator.fields import real
+from deepdrill.model.fields import real
 from deepdrill.generator.randomness import choice, decimals, ints
-from deepdrill.generator.variant import Mistake
+from deepdrill.model.variant import Mistake
 
 CLASS_CHOICES = [3, 4]  # classes in a random draw
 MAX_CLASSES = 6  # keeps a row of exponentials on one line

@@ -7,7 +7,7 @@ import pytest
 from deepdrill.errors import DeepdrillError
 from deepdrill.generator.assignment import Student, parse_assignment, parse_roster
 from deepdrill.generator.build import build, make_variants, safe_folder
-from deepdrill.generator.fields import flatten
+from deepdrill.model.fields import flatten
 from deepdrill.generator.render import render_document
 
 SIMPLE = {"title": "T", "seed": 5, "questions": [{"type": "conv2d_forward", "points": 4}]}

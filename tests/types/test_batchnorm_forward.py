@@ -12,7 +12,7 @@ from deepdrill.errors import ParamError
 from deepdrill.generator.exercise import make_variant
 from deepdrill.generator.render import Question, Sheet, render_document
 from deepdrill.generator.types.batchnorm_forward import GAMMAS, NEGATIVE_GAMMAS, batch_shapes
-from deepdrill.generator.variant import Variant
+from deepdrill.model.variant import Variant
 
 
 TYPE = "batchnorm_forward"

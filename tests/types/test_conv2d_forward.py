@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from deepdrill.errors import ParamError
 from deepdrill.generator.exercise import make_variant
 from deepdrill.generator.render import Question, Sheet, render_document
-from deepdrill.generator.variant import Variant
+from deepdrill.model.variant import Variant
 
 
 TYPE = "conv2d_forward"

@@ -12,7 +12,7 @@ from deepdrill.errors import ParamError
 from deepdrill.generator.exercise import get, make_variant
 from deepdrill.generator.render import Question, Sheet, render_document
 from deepdrill.generator.types.cross_entropy import derivation
-from deepdrill.generator.variant import Variant
+from deepdrill.model.variant import Variant
 
 SEEDS = range(250)
 OPTIONS = [{}, {"one_hot": True}, {"batch": 3}, {"batch": 2, "one_hot": True}, {"batch": 1},

@@ -10,7 +10,7 @@ import torch
 from deepdrill.errors import ParamError
 from deepdrill.generator.exercise import get, make_variant
 from deepdrill.generator.render import Question, Sheet, render_document
-from deepdrill.generator.variant import Variant
+from deepdrill.model.variant import Variant
 
 SEEDS = range(250)
 OPTIONS = [{}, {"batch": 3}, {"batch": 1}, {"classes": 2}, {"classes": 6, "batch": 2}]

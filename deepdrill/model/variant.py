@@ -1,14 +1,15 @@
 """A variant: one seeded instance of an exercise, stored whole.
 
-A variant holds everything needed to typeset, grade or export it later: the
-parameters as printed, the answers, the answer fields with their shapes and
-tolerances, and the answers that typical mistakes produce. The grader and the
-exporters work from stored variants and never regenerate them.
+A variant holds everything needed to typeset, grade or export it later: the type
+and its version, the parameters as printed, the answers, the answer fields with
+their shapes, weights and tolerances, and the answers that typical mistakes
+produce. The grader and the exporters work from stored variants and never draw
+them again; the grader may re-run the type's pure steps on a student's values.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .fields import Field
@@ -35,12 +36,17 @@ class Mistake:
 
 @dataclass(frozen=True)
 class Variant:
+    """``values`` (not stored) holds every step's value when the variant was just solved,
+    so the worked solution reads them instead of computing them again."""
+
     type: str
     seed: int
     params: dict[str, Any]
     answers: dict[str, Any]
     fields: tuple[Field, ...]
     mistakes: tuple[Mistake, ...] = ()
+    version: int = 1
+    values: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def field(self, name: str) -> Field:
         for f in self.fields:
@@ -51,6 +57,7 @@ class Variant:
     def to_json(self) -> dict[str, Any]:
         return {
             "type": self.type,
+            "version": self.version,
             "seed": self.seed,
             "params": self.params,
             "answers": self.answers,
@@ -67,4 +74,5 @@ class Variant:
             answers=data["answers"],
             fields=tuple(Field.from_json(f) for f in data["fields"]),
             mistakes=tuple(Mistake.from_json(m) for m in data.get("mistakes", [])),
+            version=data.get("version", 1),
         )

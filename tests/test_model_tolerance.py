@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from deepdrill.generator.fields import Mode, Tolerance
-from deepdrill.grader.compare import entries_match, round_sigfigs
+from deepdrill.model.fields import Mode, Tolerance
+from deepdrill.model.tolerance import entries_match, round_sigfigs
 
 
 def match(tol, given, expected):

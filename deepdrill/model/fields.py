@@ -1,4 +1,5 @@
-"""Answer fields: what a student fills in, its shape and how closely it must match.
+"""Answer fields: what a student fills in, its shape, how closely it must match, and
+which steps of the solution it reads.
 
 A *shape* is JSON-friendly:
 
@@ -6,107 +7,89 @@ A *shape* is JSON-friendly:
   ``[2, 2]`` a matrix;
 * a list of shapes is a ragged list, one shape per item: ``[[3], [3], [1]]`` is
   three items, two of length 3 and one of length 1 (a layer table's output shapes).
+
+A field reads the solution's step of the same name, or, when it has ``parts``, one
+step per item (a layer table's ``output_shapes`` are the steps ``shape_1``,
+``shape_2``, ...), so the grader can follow a student's own values step by step.
 """
 
 from __future__ import annotations
 
 import enum
-import functools
-from dataclasses import dataclass, replace
-from typing import Any, Union
+from dataclasses import dataclass
+from typing import Any
+
+from .tolerance import Tolerance
 
 Shape = list  # list[int] (rectangular) or list[Shape] (ragged)
 
-DEFAULT_RTOL = 1e-2
-DEFAULT_ATOL = 1e-3
-
 
 class Kind(str, enum.Enum):
-    INTEGER = "integer"  # shapes, counts: exact
+    INTEGER = "integer"  # shapes, counts: parsed as whole numbers
     REAL = "real"  # compared with a tolerance
-
-
-class Mode(str, enum.Enum):
-    EXACT = "exact"
-    RELABS = "relabs"  # |x - x*| <= max(atol, rtol * |x*|)
-    SIGFIGS = "sigfigs"  # equal when both are rounded to `sigfigs` significant figures
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    mode: Mode = Mode.RELABS
-    rtol: float = DEFAULT_RTOL
-    atol: float = DEFAULT_ATOL
-    sigfigs: int | None = None
-
-    @classmethod
-    def exact(cls) -> "Tolerance":
-        return cls(Mode.EXACT, 0.0, 0.0)
-
-    def overridden(self, rtol: float | None = None, atol: float | None = None,
-                   sigfigs: int | None = None) -> "Tolerance":
-        """This tolerance with an assignment's per-field settings applied."""
-        if self.mode is Mode.EXACT:
-            return self
-        if sigfigs is not None:
-            return Tolerance(Mode.SIGFIGS, self.rtol, self.atol, int(sigfigs))
-        return replace(self, mode=Mode.RELABS,
-                       rtol=self.rtol if rtol is None else float(rtol),
-                       atol=self.atol if atol is None else float(atol))
-
-    def describe(self) -> str:
-        if self.mode is Mode.EXACT:
-            return "exact"
-        if self.mode is Mode.SIGFIGS:
-            return f"{self.sigfigs} significant figures"
-        return f"within max({self.atol:g}, {self.rtol:g}*|answer|)"
-
-    def to_json(self) -> dict[str, Any]:
-        return {"mode": self.mode.value, "rtol": self.rtol, "atol": self.atol,
-                "sigfigs": self.sigfigs}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Tolerance":
-        return _tolerance(data["mode"], data["rtol"], data["atol"], data.get("sigfigs"))
 
 
 @dataclass(frozen=True)
 class Field:
-    """One answer a student submits, e.g. ``output`` of a convolution."""
+    """One answer a student submits, e.g. ``output`` of a convolution.
+
+    ``weight`` is the field's share of the question's points, relative to the other
+    fields; ``entry_weights`` (one per entry, row-major; None: all equal) weigh the
+    entries by the work they need, so that a row that only copies its input earns
+    little. ``parts`` names the steps the field's items read (empty: the step named
+    like the field).
+    """
 
     name: str
     label: str  # what the sheet calls it: "the output feature map"
     kind: Kind
     shape: Shape
     tolerance: Tolerance
-    weight: float = 1.0  # share of the question's points, relative to the other fields
+    weight: float = 1.0
+    entry_weights: tuple[float, ...] | None = None
+    parts: tuple[str, ...] = ()
+
+    @property
+    def steps(self) -> tuple[str, ...]:
+        return self.parts or (self.name,)
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "label": self.label, "kind": self.kind.value,
-                "shape": self.shape, "tolerance": self.tolerance.to_json(),
-                "weight": self.weight}
+        out = {"name": self.name, "label": self.label, "kind": self.kind.value,
+               "shape": self.shape, "tolerance": self.tolerance.to_json(),
+               "weight": self.weight}
+        if self.entry_weights is not None:
+            out["entry_weights"] = list(self.entry_weights)
+        if self.parts:
+            out["parts"] = list(self.parts)
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Field":
+        ew = data.get("entry_weights")
         return cls(data["name"], data["label"], _KINDS[data["kind"]], data["shape"],
-                   Tolerance.from_json(data["tolerance"]), data.get("weight", 1.0))
+                   Tolerance.from_json(data["tolerance"]), data.get("weight", 1.0),
+                   None if ew is None else tuple(ew), tuple(data.get("parts", ())))
 
 
 _KINDS = {k.value: k for k in Kind}
 
 
-@functools.lru_cache(maxsize=256)  # a class key repeats a handful of tolerances thousands of times
-def _tolerance(mode: str, rtol: float, atol: float, sigfigs: int | None) -> Tolerance:
-    return Tolerance(Mode(mode), rtol, atol, sigfigs)
+def integer(name: str, label: str, shape: Shape, weight: float = 1.0, *,
+            entry_weights: Any = None, parts: tuple[str, ...] = ()) -> Field:
+    """A whole-number field: exact, but counts of 10^8 and more to 3 significant figures."""
+    return Field(name, label, Kind.INTEGER, shape, Tolerance.count(), weight,
+                 None if entry_weights is None else tuple(float(w) for w in entry_weights),
+                 tuple(parts))
 
 
-def integer(name: str, label: str, shape: Shape, weight: float = 1.0) -> Field:
-    return Field(name, label, Kind.INTEGER, shape, Tolerance.exact(), weight)
-
-
-def real(name: str, label: str, shape: Shape, weight: float = 1.0,
-         tolerance: Tolerance | None = None) -> Field:
-    return Field(name, label, Kind.REAL, shape, tolerance or Tolerance(), weight)
+def real(name: str, label: str, shape: Shape, weight: float = 1.0, *,
+         tolerance: Tolerance | None = None, entry_weights: Any = None,
+         parts: tuple[str, ...] = ()) -> Field:
+    """A real-valued field; its default absolute floor is set from the answer when the
+    variant is made (see :func:`deepdrill.model.tolerance.default_floor`)."""
+    return Field(name, label, Kind.REAL, shape, tolerance or Tolerance(), weight,
+                 None if entry_weights is None else tuple(float(w) for w in entry_weights),
+                 tuple(parts))
 
 
 # -- shapes -------------------------------------------------------------------
@@ -197,5 +180,3 @@ def flatten(value: Any) -> list[Any]:
             stack.pop()
     return out
 
-
-Number = Union[int, float]

@@ -1,6 +1,6 @@
 import pytest
 
-from deepdrill.generator.fields import (Tolerance, describe_shape, flatten, shape_of, size,
+from deepdrill.model.fields import (Tolerance, describe_shape, flatten, shape_of, size,
                                         skeleton)
 
 

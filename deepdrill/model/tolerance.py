@@ -1,0 +1,161 @@
+"""How closely an answer must match: tolerance modes as small pure functions.
+
+Each comparison takes arrays of the student's values and of the expected values
+(same length) and returns a boolean array saying which entries pass.
+
+The modes:
+
+* ``exact``: integers that must be right to the unit (small counts, shapes).
+* ``count``: an integer that is exact below 10^8; from 10^8 on, three significant
+  figures are enough (``1.20e8`` for 120,422,400), as a TA accepts on paper.
+* ``relabs``: ``|x - x*| <= max(rtol * |x*|, atol)``. By default ``rtol = 1e-2`` and
+  ``atol`` is a floor scaled to the field's own size (:func:`default_floor`), so a
+  probability of 0.00136 is not passed by 0.0005, and a value that cancels to near 0
+  is not failed for an honest rounding of the larger numbers it came from.
+* ``sigfigs``: an interval, never a re-rounding: the answer passes when it lies
+  within half a unit of the last asked digit of the true value. More digits than
+  asked never hurt.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+DEFAULT_RTOL = 1e-2
+FLOOR_SHARE = 0.05  # the default absolute floor: this share of rtol times the field's largest |x*|
+BIG_COUNT = 10 ** 8  # counts from here on may be given to COUNT_SIGFIGS significant figures
+COUNT_SIGFIGS = 3
+# Float slack: a value exactly on a boundary is not failed by binary rounding
+# (0.1 + 0.2, or a key stored as 1.8250000000000002).
+_SLACK = 1e-9
+
+
+class Mode(str, enum.Enum):
+    EXACT = "exact"
+    COUNT = "count"
+    RELABS = "relabs"
+    SIGFIGS = "sigfigs"
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    mode: Mode = Mode.RELABS
+    rtol: float = DEFAULT_RTOL
+    atol: float = 0.0
+    sigfigs: int | None = None
+
+    @classmethod
+    def exact(cls) -> "Tolerance":
+        return cls(Mode.EXACT, 0.0, 0.0)
+
+    @classmethod
+    def count(cls) -> "Tolerance":
+        return cls(Mode.COUNT, 0.0, 0.0, COUNT_SIGFIGS)
+
+    @property
+    def is_integer(self) -> bool:
+        return self.mode in (Mode.EXACT, Mode.COUNT)
+
+    def overridden(self, rtol: float | None = None, atol: float | None = None,
+                   sigfigs: int | None = None) -> "Tolerance":
+        """This tolerance with an assignment's per-field settings applied."""
+        if self.is_integer:
+            return self
+        if sigfigs is not None:
+            return Tolerance(Mode.SIGFIGS, self.rtol, self.atol, int(sigfigs))
+        return replace(self, mode=Mode.RELABS,
+                       rtol=self.rtol if rtol is None else float(rtol),
+                       atol=self.atol if atol is None else float(atol))
+
+    def describe(self) -> str:
+        """Words for the sheet and the report."""
+        if self.mode is Mode.EXACT:
+            return "exact"
+        if self.mode is Mode.COUNT:
+            return f"exact; from 10^8 on, {self.sigfigs} significant figures are enough"
+        if self.mode is Mode.SIGFIGS:
+            return f"to {self.sigfigs} significant figures"
+        return f"within {self.rtol:.3g} relative, or {self.atol:.2g} absolute"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"mode": self.mode.value, "rtol": self.rtol, "atol": self.atol,
+                "sigfigs": self.sigfigs}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Tolerance":
+        return _tolerance(data["mode"], data["rtol"], data["atol"], data.get("sigfigs"))
+
+
+@functools.lru_cache(maxsize=4096)  # a class key repeats a few tolerances thousands of times
+def _tolerance(mode: str, rtol: float, atol: float, sigfigs: int | None) -> Tolerance:
+    return Tolerance(Mode(mode), rtol, atol, sigfigs)
+
+
+def default_floor(expected: Any, rtol: float = DEFAULT_RTOL) -> float:
+    """The default absolute floor of a real field: FLOOR_SHARE * rtol * its largest |x*|.
+
+    >>> default_floor([0.9, 0.1, 0.00136])
+    0.00045
+    """
+    arr = np.abs(np.asarray(expected, dtype=float))
+    return float(FLOOR_SHARE * rtol * arr.max()) if arr.size else 0.0
+
+
+# -- the comparisons --------------------------------------------------------------
+
+def exact(given: np.ndarray, expected: np.ndarray, tol: Tolerance) -> np.ndarray:
+    return given == expected
+
+
+def half_unit(expected: np.ndarray, sigfigs: int) -> np.ndarray:
+    """Half a unit of the ``sigfigs``-th significant digit of each value (0 for 0)."""
+    mag = np.floor(np.log10(np.where(expected == 0, 1.0, np.abs(expected))))
+    return np.where(expected == 0, 0.0, 0.5 * 10.0 ** (mag - sigfigs + 1))
+
+
+def within(given: np.ndarray, expected: np.ndarray, bound: np.ndarray) -> np.ndarray:
+    slack = _SLACK * np.maximum(np.abs(expected), 1e-300)
+    return np.abs(given - expected) <= bound * (1 + _SLACK) + slack
+
+
+def count(given: np.ndarray, expected: np.ndarray, tol: Tolerance) -> np.ndarray:
+    big = np.abs(expected) >= BIG_COUNT
+    if not big.any():
+        return given == expected
+    return np.where(big, within(given, expected, half_unit(expected, tol.sigfigs or COUNT_SIGFIGS)),
+                    given == expected)
+
+
+def relabs(given: np.ndarray, expected: np.ndarray, tol: Tolerance) -> np.ndarray:
+    """Pass when |x - x*| <= max(rtol * |x*|, atol)."""
+    return within(given, expected, np.maximum(tol.atol, tol.rtol * np.abs(expected)))
+
+
+def sigfigs(given: np.ndarray, expected: np.ndarray, tol: Tolerance) -> np.ndarray:
+    """Within half a unit of the last asked digit of the true value (an interval)."""
+    return within(given, expected, half_unit(expected, tol.sigfigs or 3))
+
+
+COMPARATORS: dict[Mode, Callable[[np.ndarray, np.ndarray, Tolerance], np.ndarray]] = {
+    Mode.EXACT: exact,
+    Mode.COUNT: count,
+    Mode.RELABS: relabs,
+    Mode.SIGFIGS: sigfigs,
+}
+
+
+def entries_match(tol: Tolerance, given: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """Which entries of ``given`` pass against ``expected`` under ``tol``.
+
+    >>> entries_match(Tolerance(Mode.SIGFIGS, sigfigs=3), np.array([20.3, 0.2595]),
+    ...               np.array([20.25, 0.259496])).tolist()
+    [True, True]
+    """
+    return COMPARATORS[tol.mode](np.asarray(given, dtype=float),
+                                 np.asarray(expected, dtype=float), tol)

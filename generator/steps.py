@@ -1,0 +1,132 @@
+"""The solution as a small graph of named steps, and mistakes as data.
+
+A type's :meth:`~deepdrill.generator.exercise.Exercise.graph` lists its steps in
+order: each has a name, a pure function, and the names of its inputs (parameters,
+or earlier steps). :func:`run` evaluates them. The same run serves three purposes:
+
+* **solving**: every step's value, the answer fields among them, and the
+  intermediates the worked solution prints (it never computes them again);
+* **mistakes**: a :class:`Slip` swaps some steps' functions and/or changes some
+  parameters, and the graph is run again, so a slip's effect on later fields
+  follows without hand-written propagation;
+* **carried-forward credit**: with ``given`` (a student's own values of some steps),
+  each step is computed from the given values of its inputs where there are any
+  and from computed values elsewhere, transitively (:func:`rerun`).
+
+>>> g = (Step("double", lambda x: 2 * x, ("x",)), Step("plus_one", lambda d: d + 1, ("double",)))
+>>> run(g, {"x": 3})["plus_one"]
+7
+>>> rerun(g, {"x": 3}, given={"double": 10})["plus_one"]
+11
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from deepdrill.errors import ParamError
+
+
+@dataclass(frozen=True)
+class Step:
+    """One quantity of the solution: ``fn(*inputs)``."""
+
+    name: str
+    fn: Callable[..., Any]
+    inputs: tuple[str, ...] = ()
+
+
+Graph = tuple[Step, ...]
+Values = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Slip:
+    """A recognisable mistake, as data: steps whose function a student replaced, and/or
+    parameters a student read differently (``change`` is a dict of new values or a
+    function of the parameters returning them).
+
+    Two slips that swap the same step cannot be made together.
+    """
+
+    name: str
+    feedback: str
+    swaps: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
+    change: Mapping[str, Any] | Callable[[dict[str, Any]], dict[str, Any]] | None = None
+
+    def params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        if self.change is None:
+            return dict(params)
+        new = self.change(dict(params)) if callable(self.change) else self.change
+        return {**params, **new}
+
+
+class NotApplicable(ParamError):
+    """A slip (or pair) that cannot be made on this variant, e.g. ignoring a padding the
+    kernel needs to fit."""
+
+
+def run(graph: Iterable[Step], params: Mapping[str, Any],
+        swaps: Mapping[str, Callable[..., Any]] | None = None,
+        rounding: Callable[[Any], Any] | None = None) -> Values:
+    """Every step's value, in order; ``swaps`` replaces some steps' functions.
+
+    ``rounding`` (tests) is applied to each step's value before later steps use it,
+    as a student who rounds every intermediate by hand does.
+    """
+    values: Values = dict(params)
+    for s in graph:
+        fn = swaps.get(s.name, s.fn) if swaps else s.fn
+        value = fn(*(values[i] for i in s.inputs))
+        values[s.name] = rounding(value) if rounding else value
+    return values
+
+
+def rerun(graph: Iterable[Step], params: Mapping[str, Any], given: Mapping[str, Any],
+          swaps: Mapping[str, Callable[..., Any]] | None = None) -> Values:
+    """Each step computed from the student's ``given`` values of its inputs.
+
+    A step's own given value never feeds itself: the result for a given step is
+    what it should be from the given (or recomputed) values of its inputs, which is
+    what the grader compares the student's value with.
+    """
+    computed: Values = dict(params)
+    for s in graph:
+        fn = swaps.get(s.name, s.fn) if swaps else s.fn
+        args = [given[i] if i in given else computed[i] for i in s.inputs]
+        computed[s.name] = fn(*args)
+    return computed
+
+
+def frontier(graph: Iterable[Step], name: str, given: Mapping[str, Any]) -> list[str]:
+    """The given steps that ``name``'s recomputed value depends on: walking back from
+    its inputs, stopping at each given step (whatever lies behind it is not used)."""
+    by_name = {s.name: s for s in graph}
+    seen: set[str] = set()
+    found: list[str] = []
+    stack = list(reversed(by_name[name].inputs)) if name in by_name else []
+    while stack:
+        n = stack.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        if n in given:
+            found.append(n)
+        elif n in by_name:
+            stack.extend(reversed(by_name[n].inputs))
+    return found
+
+
+def ancestors(graph: Iterable[Step], name: str) -> set[str]:
+    """Every step ``name`` depends on (parameters excluded)."""
+    by_name = {s.name: s for s in graph}
+    out: set[str] = set()
+    stack = list(by_name[name].inputs) if name in by_name else []
+    while stack:
+        n = stack.pop()
+        if n in by_name and n not in out:
+            out.add(n)
+            stack.extend(by_name[n].inputs)
+    return out
