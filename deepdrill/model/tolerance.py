@@ -110,7 +110,7 @@ def default_floor(expected: Any, rtol: float = DEFAULT_RTOL) -> float:
 # -- the comparisons --------------------------------------------------------------
 
 def exact(given: np.ndarray, expected: np.ndarray, tol: Tolerance) -> np.ndarray:
-    return given == expected
+    return (given == expected) & np.isfinite(expected)
 
 
 def half_unit(expected: np.ndarray, sigfigs: int) -> np.ndarray:
@@ -120,8 +120,12 @@ def half_unit(expected: np.ndarray, sigfigs: int) -> np.ndarray:
 
 
 def within(given: np.ndarray, expected: np.ndarray, bound: np.ndarray) -> np.ndarray:
-    slack = _SLACK * np.maximum(np.abs(expected), 1e-300)
-    return np.abs(given - expected) <= bound * (1 + _SLACK) + slack
+    """|given - expected| <= bound, with float slack; never for a non-finite expected value
+    (a step recomputed from a student's 0 variance gives inf, which nothing matches)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        slack = _SLACK * np.maximum(np.abs(expected), 1e-300)
+        ok = np.abs(given - expected) <= bound * (1 + _SLACK) + slack
+    return ok & np.isfinite(expected)
 
 
 def count(given: np.ndarray, expected: np.ndarray, tol: Tolerance) -> np.ndarray:

@@ -28,7 +28,7 @@ import numpy as np
 from deepdrill.errors import ParamError
 from deepdrill.generator import latex
 from deepdrill.generator.exercise import Exercise, int_option, jsonable, register, require
-from deepdrill.generator.randomness import choice, decimals
+from deepdrill.generator.randomness import choice, decimals, draw_until
 from deepdrill.generator.steps import Slip, Step
 from deepdrill.model.fields import real
 
@@ -176,31 +176,51 @@ def _exact_shapes(n: int, half_means: bool) -> tuple[tuple[int, ...], ...]:
 
 
 def draw_feature(rng: np.random.Generator, n: int) -> np.ndarray:
-    """n values for one feature: a shape shuffled and shifted, sometimes halved."""
+    """n values for one feature: a shape shuffled and shifted, sometimes halved; drawn
+    again until no constant answer gets far (see :func:`no_free_points`)."""
+    return draw_until(rng, lambda r: _shifted_shape(r, n), no_free_points, tries=MAX_DRAWS,
+                      refusal=f"no hand-friendly batch of {n} values found")
+
+
+def _shifted_shape(rng: np.random.Generator, n: int) -> np.ndarray:
     x = np.array(choice(rng, batch_shapes(n)), dtype=float)
     rng.shuffle(x)
     x += int(rng.integers(MEAN_LOW, MEAN_HIGH, endpoint=True)) - math.floor(x.mean())
-    std = x.std()
+    sd = x.std()
     # Halve only where the mean stays a whole or half number and sigma / 2 is not 1.
-    halvable = n > 3 and x.mean().is_integer() and std.is_integer() and std != 2
+    halvable = n > 3 and x.mean().is_integer() and sd.is_integer() and sd != 2
     if halvable and rng.random() < HALVED_SHARE:
         x /= 2
     return x
+
+
+def no_free_points(x: np.ndarray) -> bool:
+    """A mean that is not 0 or 1, and at most one value whose normalised value is 0 or
+    +-1: then answering all zeros or all ones earns next to nothing."""
+    mean = x.mean()
+    dev = x - mean
+    return mean not in (0, 1) and np.sum(np.isclose(dev, 0)) <= 1 and \
+        np.sum(np.isclose(np.abs(dev), x.std())) <= 1
 
 
 def draw_gamma(rng: np.random.Generator) -> float:
     return choice(rng, NEGATIVE_GAMMAS if rng.random() < NEGATIVE_SHARE else GAMMAS)
 
 
-def draw_beta(rng: np.random.Generator, gamma: float) -> float:
-    """A small integer or one-decimal shift; not 0 when |gamma| = 1, where normalising
-    gamma * x + beta would give the right output and hide that mistake."""
-    for _ in range(MAX_DRAWS):
-        b = float(rng.integers(BETA_LOW, BETA_HIGH, endpoint=True)) \
-            if rng.random() < INTEGER_BETA_SHARE else float(decimals(rng, (), BETA_LOW, BETA_HIGH))
-        if b != 0 or abs(gamma) != 1:
-            return b
-    return 1.0
+def draw_beta(rng: np.random.Generator, gamma: float, xhat: np.ndarray) -> float:
+    """A small integer or one-decimal shift such that gamma * c + beta is not c for
+    c = 0 or 1: otherwise answering all zeros (or all ones) would earn the outputs as
+    carried forward from normalised values answered the same. (beta = 0 would also hide
+    normalising gamma * x + beta when |gamma| = 1.) At most one output is 0 or 1."""
+    def one(r: np.random.Generator) -> float:
+        return float(r.integers(BETA_LOW, BETA_HIGH, endpoint=True)) \
+            if r.random() < INTEGER_BETA_SHARE else float(decimals(r, (), BETA_LOW, BETA_HIGH))
+    def good(b: float) -> bool:
+        outputs = gamma * xhat + b
+        return b != 0 and gamma + b != 1 and \
+            np.sum(np.isclose(outputs, 0) | np.isclose(outputs, 1)) <= 1
+    return draw_until(rng, one, good, tries=MAX_DRAWS,
+                      refusal="no shift beta found")
 
 
 @register
@@ -227,11 +247,9 @@ class BatchnormForward(Exercise):
             p["gamma"] = g if width else g[0]
         if "beta" not in p:
             gammas = np.ravel(_numbers(p["gamma"], "gamma"))
-            if gammas.size == 1:
-                gammas = np.repeat(gammas, width or 1)
-            if gammas.size != (width or 1):  # check() reports the mismatch
-                gammas = np.zeros(width or 1)
-            b = [draw_beta(rng, g) for g in gammas]
+            if gammas.size != (width or 1):  # one gamma for every feature, or check() says so
+                gammas = np.resize(gammas, width or 1)
+            b = [draw_beta(rng, g, xh) for g, xh in zip(gammas, _normalized_columns(x, p["eps"]))]
             p["beta"] = b if width else b[0]
         return jsonable(p)
 
@@ -365,6 +383,17 @@ def _numbers(value: Any, name: str) -> np.ndarray:
         raise ParamError(f"{name} must be made of finite numbers (rows of equal length), "
                          f"not {str(value)[:60]}")
     return arr
+
+
+def _normalized_columns(x: np.ndarray, eps: Any) -> np.ndarray:
+    """Each feature's normalised values, for drawing beta (zeros where the parameters are
+    not valid: check() then says what is wrong)."""
+    cols = np.reshape(x, (len(x), -1)).T
+    eps = eps if isinstance(eps, (int, float)) and not isinstance(eps, bool) and eps >= 0 else -1
+    var = cols.var(axis=1, keepdims=True) + eps
+    if eps < 0 or np.any(var <= 0):
+        return np.zeros_like(cols)
+    return (cols - cols.mean(axis=1, keepdims=True)) / np.sqrt(var)
 
 
 def _feature_count(options: dict[str, Any], pinned: dict[str, Any]) -> int | None:

@@ -4,10 +4,24 @@ Convolution is what deep-learning frameworks compute (cross-correlation); with
 ``flip_kernel: true`` the kernel is rotated by 180 degrees first (true convolution).
 A single-channel problem is given and answered as 2-D lists; otherwise the input
 is (C, H, W), the kernel (C_out, C_in, kH, kW) and the output (C_out, H_out, W_out).
+
+No free points: a constant answer (all zeros, all ones, the input copied where the
+shapes fit) earns at most ``MAX_CONSTANT_SHARE`` of the points on every drawn variant.
+
+* **Entry weights.** Under a ReLU an entry clipped to 0 weighs ``CLIPPED_WEIGHT`` of a
+  positive one: the student still finds its sign, but writes a 0 that a blank answer
+  holds too, so it cannot be worth a full entry. Without a ReLU all entries weigh the same.
+* **Draws.** A candidate is kept only when each constant answer matches at most
+  ``MAX_CONSTANT_SHARE`` of the weighted entries: under a ReLU, at least one entry clipped
+  (the ReLU matters) but few, and no pre-activation exactly 0 (the ReLU'(0) tie); without
+  one, few exact zeros or ones. The output also takes ``MIN_DISTINCT`` different values.
+  Options that leave no such draw (a 1x1 output under a ReLU) raise ParamError saying what
+  to change; a fully pinned problem is kept as the instructor gave it.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -15,64 +29,102 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from deepdrill.errors import ParamError
 from deepdrill.generator import latex
-from deepdrill.generator.exercise import Exercise, jsonable, register, require
-from deepdrill.model.fields import real
+from deepdrill.generator.exercise import Exercise, int_option, jsonable, register, require
 from deepdrill.generator.layers import output_size
-from deepdrill.generator.randomness import choice, ints
-from deepdrill.model.variant import Mistake
+from deepdrill.generator.randomness import choice, draw_batch_until, ints
+from deepdrill.generator.steps import Slip, Step
+from deepdrill.model.fields import real
 
 ACTIVATIONS = ("none", "relu")
-BATCH = 128  # candidates drawn and tested at once
-MAX_BATCHES = 8  # batches tried before taking the last draw as it is
-MAX_ZERO_SHARE = 0.25  # at most this share of outputs exactly 0 (else the answer is trivial)
-MIN_SIGN_SHARE = 0.3  # under a ReLU, at least this share positive and this share negative
+DEFAULTS = {"bias": None, "stride": 1, "padding": 0, "activation": "none", "flip_kernel": False}
+KERNEL_SIZES = (2, 3)  # of a random kernel
+OUT_SIZES = {1: (3, 4), 2: (2, 3)}  # a random output side: one input channel / more
+MIN_SIZE, MAX_SIZE = 2, 6  # a random input side
+MAX_CHANNELS = 4
+INPUT_LOW, INPUT_HIGH = 0, 3  # 1 to 3 under a ReLU: fewer windows that sum to 0
+KERNEL_LOW, KERNEL_HIGH = -2, 2  # without 0 under a ReLU
+BIAS_LOW, BIAS_HIGH = -3, 3  # without 0
+MAX_CONSTANT_SHARE = 0.1  # of the points a constant answer may earn
+CLIPPED_WEIGHT = 0.25  # an entry a ReLU clips to 0, relative to a positive one
+MIN_DISTINCT = 3  # different values in a random output (fewer entries: all different)
+BATCH, MAX_BATCHES = 128, 30  # candidates tested at once, and batches before refusing
+# Fewest output entries under a ReLU: one clipped, and a blank answer still within the bound
+# (CLIPPED_WEIGHT / (CLIPPED_WEIGHT + n - 1) <= MAX_CONSTANT_SHARE): 4, a 2x2 map.
+MIN_RELU_ENTRIES = math.ceil(1 + CLIPPED_WEIGHT * (1 / MAX_CONSTANT_SHARE - 1))
 
 
-def conv2d(x: np.ndarray, k: np.ndarray, bias: np.ndarray | None, stride: int,
-           padding: int) -> np.ndarray:
-    """Pre-activation of a convolution layer: x (C, H, W), k (C_out, C_in, kH, kW)."""
-    kh, kw = k.shape[2:]
-    xp = pad(x, padding)
-    windows = sliding_window_view(xp, (kh, kw), axis=(1, 2))[:, ::stride, ::stride]
-    out = np.tensordot(k, windows, axes=([1, 2, 3], [0, 3, 4]))
-    if bias is not None:
-        out = out + bias[:, None, None]
-    return out
+# -- the steps (pure, and vectorised over leading batch axes for the sampler) -----------
+
+def as_map(image: Any) -> np.ndarray:
+    """The input as (C, H, W)."""
+    x = np.asarray(image, dtype=float)
+    return x[None] if x.ndim == 2 else x
 
 
-def pad(x: np.ndarray, padding: int) -> np.ndarray:
-    """(C, H, W) with ``padding`` rings of zeros (np.pad is slow on tiny arrays)."""
+def orient(kernel: Any, flip_kernel: bool) -> np.ndarray:
+    """The kernel as slid over the input, (C_out, C_in, kH, kW): rotated when asked."""
+    k = np.asarray(kernel, dtype=float)
+    k = k[None, None] if k.ndim == 2 else k
+    return k[..., ::-1, ::-1] if flip_kernel else k
+
+
+def bias_vector(bias: Any, filters: np.ndarray) -> np.ndarray:
+    """One bias per filter (zeros without a bias)."""
+    if bias is None:
+        return np.zeros(filters.shape[:-3])
+    return np.broadcast_to(np.asarray(bias, dtype=float), filters.shape[:-3])
+
+
+def pad(x: Any, padding: int) -> np.ndarray:
+    """(..., C, H, W) with ``padding`` rings of zeros."""
+    x = np.asarray(x, dtype=float)
     if not padding:
         return x
-    c, h, w = x.shape
-    out = np.zeros((c, h + 2 * padding, w + 2 * padding))
-    out[:, padding:padding + h, padding:padding + w] = x
+    out = np.zeros((*x.shape[:-2], x.shape[-2] + 2 * padding, x.shape[-1] + 2 * padding))
+    out[..., padding:-padding, padding:-padding] = x
     return out
 
 
-def as_arrays(params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Input (C, H, W), kernel (C_out, C_in, kH, kW) flipped if asked, bias (C_out,) or None."""
-    x = np.asarray(params["input"], dtype=float)
-    k = np.asarray(params["kernel"], dtype=float)
-    x = x[None] if x.ndim == 2 else x
-    k = k[None, None] if k.ndim == 2 else k
-    if params["flip_kernel"]:
-        k = k[:, :, ::-1, ::-1]
-    b = params["bias"]
-    bias = None if b is None else np.atleast_1d(np.asarray(b, dtype=float))
-    return x, k, bias
+def convolve(padded: np.ndarray, filters: np.ndarray, biases: np.ndarray,
+             stride: int) -> np.ndarray:
+    """z[o, i, j] = sum over c, k, l of filters[o, c, k, l] * window(i, j)[c, k, l] + b[o]."""
+    kh, kw = filters.shape[-2:]
+    windows = sliding_window_view(padded, (kh, kw), axis=(-2, -1))[..., ::stride, ::stride, :, :]
+    return np.einsum("...ockl,...cijkl->...oij", filters, windows) + biases[..., None, None]
+
+
+def activate(preactivation: Any, activation: str) -> np.ndarray:
+    z = np.asarray(preactivation, dtype=float)
+    return np.maximum(z, 0.0) if activation == "relu" else z
+
+
+def activate_single(preactivation: Any, activation: str) -> np.ndarray:
+    """The one output map of a single-channel problem, 2-D as the problem is."""
+    return activate(preactivation, activation)[0]
+
+
+STEPS = (
+    Step("x", as_map, ("input",)),
+    Step("filters", orient, ("kernel", "flip_kernel")),
+    Step("biases", bias_vector, ("bias", "filters")),
+    Step("padded", pad, ("x", "padding")),
+    Step("preactivation", convolve, ("padded", "filters", "biases", "stride")),
+)
+GRAPH = (*STEPS, Step("output", activate, ("preactivation", "activation")))
+GRAPH_2D = (*STEPS, Step("output", activate_single, ("preactivation", "activation")))
+
+
+def first_channel(params: dict[str, Any]) -> dict[str, Any]:
+    return {"input": params["input"][:1], "kernel": [k[:1] for k in params["kernel"]]}
 
 
 def is_2d(params: dict[str, Any]) -> bool:
     return np.ndim(params["input"]) == 2 and np.ndim(params["kernel"]) == 2
 
 
-def forward(params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """(pre-activation, output), both (C_out, H_out, W_out)."""
-    x, k, bias = as_arrays(params)
-    z = conv2d(x, k, bias, params["stride"], params["padding"])
-    y = np.maximum(z, 0.0) if params["activation"] == "relu" else z
-    return z, y
+def entry_weights(z: np.ndarray, relu: bool) -> np.ndarray:
+    """Per output entry: CLIPPED_WEIGHT where a ReLU clips it to 0, else 1."""
+    return np.where(z <= 0, CLIPPED_WEIGHT, 1.0) if relu else np.ones_like(z)
 
 
 @register
@@ -86,217 +138,238 @@ class Conv2dForward(Exercise):
     work_space = "7cm"
 
     def sample(self, rng, pinned, options):
-        p = {"stride": 1, "padding": 0, "activation": "none", "flip_kernel": False,
-             "bias": None, **pinned}
-        x_pin = _as_nd(pinned.get("input"), 3)
-        k_pin = _as_nd(pinned.get("kernel"), 4)
-        c_in = x_pin.shape[0] if x_pin is not None else \
-            k_pin.shape[1] if k_pin is not None else int(options["in_channels"])
-        c_out = k_pin.shape[0] if k_pin is not None else int(options["out_channels"])
-        size = x_pin.shape[1] if x_pin is not None else options["size"]
-        ks = k_pin.shape[2] if k_pin is not None else options["kernel_size"] or \
-            choice(rng, [k for k in (2, 3) if size is None or k < size] or [size])
-        if size is None:  # keep the output near 3x3 to 4x4: a page of sums, not three
-            size = choice(rng, [ks + 1, ks + 2] if c_in > 1 else [ks + 2, ks + 3])
-            size = max(ks, size - int(p["padding"]))
-        single = c_in == c_out == 1 and np.ndim(pinned.get("input", [[0]])) == 2
-        _check_layer(p, c_out)
-        if k_pin is not None and x_pin is not None and k_pin.shape[1] != x_pin.shape[0]:
-            raise ParamError(f"the input has {x_pin.shape[0]} channel(s) but the kernel "
-                             f"expects {k_pin.shape[1]}")
-        h, w = (x_pin.shape[1:] if x_pin is not None else (size, size))
-        kh, kw = (k_pin.shape[2:] if k_pin is not None else (ks, ks))
-        if min(output_size(h, kh, int(p["stride"]), int(p["padding"])),
-               output_size(w, kw, int(p["stride"]), int(p["padding"]))) < 1:
-            raise ParamError(f"the {kh}x{kw} kernel does not fit the {h}x{w} input "
-                             f"with padding {p['padding']}")
-        # Under a ReLU no pre-activation may be exactly 0; zero-free values make that
-        # likely even where padding leaves a single product in a window.
-        relu = p["activation"] == "relu"
-        for _ in range(MAX_BATCHES):
-            xs = _batch(rng, x_pin, (c_in, h, w), 1 if relu else 0, 3, False)
-            kb = _batch(rng, k_pin, (c_out, c_in, kh, kw), -2, 2, relu)
-            bs = None
-            if p["bias"] is not None:
-                bs = np.broadcast_to(np.atleast_1d(np.asarray(p["bias"], dtype=float)),
-                                     (BATCH, c_out))
-            elif options["bias"]:
-                bs = ints(rng, (BATCH, c_out), -3, 3, nonzero=True).astype(float)
-            good = _hand_friendly(xs, kb, bs, p)
-            i = int(np.argmax(good))
-            if good[i] or (x_pin is not None and k_pin is not None):
-                break
-        draw = dict(p)
+        p = {**DEFAULTS, **pinned}
+        _check_layer(p)
+        x_pin = as_map(_array(pinned["input"], "input")) if "input" in pinned else None
+        k_pin = orient(_array(pinned["kernel"], "kernel"), False) if "kernel" in pinned else None
+        draw_bias = p["bias"] is None and bool(options["bias"])
+        if x_pin is not None and k_pin is not None and not draw_bias:
+            return jsonable(p)  # nothing to draw: the instructor's problem, as given
+        shapes = _shapes(rng, p, x_pin, k_pin, options)
+        batch, i = draw_batch_until(
+            rng, lambda r: _candidates(r, p, x_pin, k_pin, shapes, draw_bias),
+            lambda b: _hand_friendly(*b, p), tries=MAX_BATCHES,
+            refusal=_refusal(p, bool(pinned.keys() & {"input", "kernel", "bias"})))
+        xs, ks, bs = (None if a is None else a[i] for a in batch)
+        single = shapes[0][0] == shapes[1][0] == 1 and all(
+            np.ndim(pinned.get(n, [[]])) == 2 for n in ("input", "kernel"))
         if x_pin is None:
-            draw["input"] = xs[i, 0] if single else xs[i]
+            p["input"] = xs[0] if single else xs
         if k_pin is None:
-            draw["kernel"] = kb[i, 0, 0] if single else kb[i]
-        if bs is not None and "bias" not in pinned:
-            draw["bias"] = int(bs[i, 0]) if single else bs[i]
-        return jsonable(draw)
-
-    def check(self, params):
-        p = {"bias": None, "stride": 1, "padding": 0, "activation": "none",
-             "flip_kernel": False, **params}
-        require(p, "input", "kernel")
-        x = np.asarray(p["input"], dtype=float)
-        k = np.asarray(p["kernel"], dtype=float)
-        if x.ndim not in (2, 3) or k.ndim not in (2, 4):
-            raise ParamError("input must be 2-D (H, W) or 3-D (C, H, W); kernel 2-D (kH, kW) "
-                             "or 4-D (C_out, C_in, kH, kW)")
-        c_in = 1 if x.ndim == 2 else x.shape[0]
-        k_in = 1 if k.ndim == 2 else k.shape[1]
-        if c_in != k_in:
-            raise ParamError(f"the input has {c_in} channel(s) but the kernel expects {k_in}")
-        c_out = 1 if k.ndim == 2 else k.shape[0]
-        stride, padding = _check_layer(p, c_out)
-        kh, kw = k.shape[-2:]
-        if output_size(x.shape[-2], kh, stride, padding) < 1 or \
-                output_size(x.shape[-1], kw, stride, padding) < 1:
-            raise ParamError("the kernel does not fit the (padded) input")
-        p["stride"], p["padding"], p["flip_kernel"] = stride, padding, bool(p["flip_kernel"])
+            p["kernel"] = ks[0, 0] if single else ks
+        if draw_bias:
+            p["bias"] = bs[0] if single else bs
         return jsonable(p)
 
-    def solve(self, params):
-        _, y = forward(params)
-        return {"output": jsonable(y[0] if is_2d(params) else y)}
+    def check(self, params):
+        p = {**DEFAULTS, **params}
+        require(p, "input", "kernel")
+        x, k = as_map(_array(p["input"], "input")), orient(_array(p["kernel"], "kernel"), False)
+        if x.shape[0] != k.shape[1]:
+            raise ParamError(f"the input has {x.shape[0]} channel(s) but the kernel expects "
+                             f"{k.shape[1]}")
+        p["stride"], p["padding"] = _check_layer(p, k.shape[0])
+        _check_fit(x.shape[1:], k.shape[2:], p)
+        p["flip_kernel"] = bool(p["flip_kernel"])
+        return jsonable(p)
+
+    def graph(self, params):
+        return GRAPH_2D if is_2d(params) else GRAPH
 
     def fields(self, params):
-        x, k, _ = as_arrays(params)
-        h, w = (output_size(n, kn, params["stride"], params["padding"])
-                for n, kn in zip(x.shape[1:], k.shape[2:]))
-        shape = [h, w] if is_2d(params) else [k.shape[0], h, w]
-        return [real("output", "the output feature map", shape)]
+        z = self.values(params)["preactivation"]
+        shape = list(z.shape[1:] if is_2d(params) else z.shape)
+        relu = params["activation"] == "relu"
+        return [real("output", "the output feature map", shape,
+                     entry_weights=entry_weights(z, relu).ravel() if relu else None)]
 
-    def mistakes(self, params):
+    def slips(self, params):
         flip = params["flip_kernel"]
-        wrong = [
-            ("flipped_kernel" if not flip else "did_not_flip",
-             {"flip_kernel": not flip},
-             "you flipped the kernel; deep-learning convolution is cross-correlation, "
-             "with no flip" if not flip else
-             "you did not flip the kernel, but this exercise asks for true convolution"),
-            ("ignored_padding", {"padding": 0}, "you ignored the zero padding"),
-            ("ignored_stride", {"stride": 1}, "you moved the kernel by 1 instead of the stride"),
-            ("dropped_bias", {"bias": None}, "you left out the bias"),
-            ("forgot_relu", {"activation": "none"}, "you did not apply the ReLU"),
+        slips = [
+            Slip("did_not_flip", "you did not flip the kernel, but this exercise asks for "
+                 "true convolution", change={"flip_kernel": False}) if flip else
+            Slip("flipped_kernel", "you flipped the kernel; deep-learning convolution is "
+                 "cross-correlation, with no flip", change={"flip_kernel": True}),
+            Slip("ignored_padding", "you ignored the zero padding", change={"padding": 0}),
+            Slip("ignored_stride", "you moved the kernel by 1 instead of the stride",
+                 change={"stride": 1}),
+            Slip("dropped_bias", "you left out the bias", change={"bias": None}),
+            Slip("forgot_relu", "you did not apply the ReLU", change={"activation": "none"}),
         ]
-        out = [Mistake(name, text, self.solve({**params, **change}))
-               for name, change, text in wrong if _fits({**params, **change})]
-        if np.ndim(params["input"]) == 3 and np.shape(params["input"])[0] > 1:
-            first = {**params, "input": [params["input"][0]],
-                     "kernel": [[kc[0]] for kc in params["kernel"]]}
-            out.append(Mistake("one_channel_only",
-                               "you used only the first input channel; a filter sums its "
-                               "products over all input channels",
-                               self.solve(first)))
-        return out
+        if np.ndim(params["input"]) == 3 and len(params["input"]) > 1:
+            slips.append(Slip("one_channel_only", "you used only the first input channel; a "
+                              "filter sums its products over all input channels",
+                              change=first_channel))
+        return slips
 
     def problem(self, params):
-        x, k, bias = as_arrays({**params, "flip_kernel": False})
-        return {
-            "two_d": is_2d(params),
-            "inputs": [latex.matrix(c) for c in x],
-            "kernels": [[latex.matrix(kc) for kc in ko] for ko in k],
-            "bias": None if bias is None else [latex.num(b) for b in bias],
-        }
+        x, k = as_map(params["input"]), orient(params["kernel"], False)
+        bias = params["bias"]
+        return {"two_d": is_2d(params), "inputs": [latex.matrix(c) for c in x],
+                "kernels": [[latex.matrix(kc) for kc in ko] for ko in k],
+                "bias": None if bias is None else [latex.num(b) for b in np.ravel(bias)]}
 
-    def steps(self, params, answers):
-        x, k, bias = as_arrays(params)
-        z, _ = forward(params)
-        stride, padding = params["stride"], params["padding"]
-        xp = pad(x, padding)
-        kh, kw = k.shape[2:]
+    def worked(self, params, values):
+        padded, filters, biases, z = (values[n] for n in ("padded", "filters", "biases",
+                                                          "preactivation"))
+        y = np.reshape(values["output"], z.shape)
+        s, (kh, kw) = params["stride"], filters.shape[2:]
         entries = []
-        for o in range(z.shape[0]):
-            for i in range(z.shape[1]):
-                for j in range(z.shape[2]):
-                    window = xp[:, i * stride:i * stride + kh, j * stride:j * stride + kw]
-                    pairs = list(zip(window.ravel(), k[o].ravel()))
-                    sum_tex = latex.dot(pairs)
-                    if bias is not None:
-                        sum_tex = latex.Tex(f"{sum_tex} + {latex.term(bias[o])}")
-                    entries.append({
-                        "channel": o + 1, "row": i + 1, "col": j + 1,
-                        "sum": sum_tex, "value": latex.num(z[o, i, j]),
-                        "relu": latex.num(max(z[o, i, j], 0.0)),
-                    })
-        return {
-            "two_d": is_2d(params),
-            "padded": [latex.matrix(c) for c in xp] if padding else [],
-            "flipped": [[latex.matrix(kc) for kc in ko] for ko in k] if params["flip_kernel"] else [],
-            "entries": entries,
-            "out_h": z.shape[1], "out_w": z.shape[2],
-            "h": x.shape[1], "w": x.shape[2], "kh": kh, "kw": kw,
-            "output": _tex_maps(answers["output"], is_2d(params)),
-        }
+        for (o, i, j), value in np.ndenumerate(z):
+            window = padded[:, i * s:i * s + kh, j * s:j * s + kw]
+            sums = [latex.dot(list(zip(w.ravel(), k.ravel())))  # one per input channel
+                    for w, k in zip(window, filters[o])]
+            text = latex.Tex(" + ".join(rf"\big({t}\big)" for t in sums) if len(sums) > 1
+                             else sums[0])
+            if params["bias"] is not None:
+                text = latex.Tex(f"{text} + {latex.term(biases[o])}")
+            entries.append({"channel": o + 1, "row": i + 1, "col": j + 1, "sum": text,
+                            "value": latex.num(value), "relu": latex.num(y[o, i, j])})
+        x = values["x"]
+        return {"two_d": is_2d(params), "entries": entries,
+                "padded": [latex.matrix(c) for c in padded] if params["padding"] else [],
+                "flipped": [[latex.matrix(kc) for kc in ko] for ko in filters]
+                if params["flip_kernel"] else [],
+                "out_h": z.shape[1], "out_w": z.shape[2], "h": x.shape[1], "w": x.shape[2],
+                "kh": kh, "kw": kw, "output": [latex.matrix(m) for m in y]}
 
 
-def _fits(params: dict[str, Any]) -> bool:
-    """Whether the kernel fits the padded input (a mistake such as ignoring the padding may
-    make it not fit: then that mistake cannot be made on this variant)."""
-    x, k, _ = as_arrays(params)
-    return min(output_size(n, kn, params["stride"], params["padding"])
-               for n, kn in zip(x.shape[1:], k.shape[2:])) >= 1
+# -- drawing ------------------------------------------------------------------------
+
+def _shapes(rng: np.random.Generator, p: dict[str, Any], x_pin: np.ndarray | None,
+            k_pin: np.ndarray | None, options: dict[str, Any]) -> tuple[tuple, tuple]:
+    """(C_in, H, W) and (C_out, C_in, kH, kW): pinned, from the options, or drawn so that
+    the output side is one of OUT_SIZES; ParamError when they cannot make a good exercise."""
+    opt = {n: options[n] if options[n] is None else int_option(n, options[n], 1, high)
+           for n, high in (("size", MAX_SIZE + 2), ("kernel_size", 5),
+                           ("in_channels", MAX_CHANNELS), ("out_channels", MAX_CHANNELS))}
+    c_in = x_pin.shape[0] if x_pin is not None else \
+        k_pin.shape[1] if k_pin is not None else opt["in_channels"]
+    c_out = k_pin.shape[0] if k_pin is not None else opt["out_channels"]
+    if x_pin is not None and k_pin is not None and c_in != k_pin.shape[1]:
+        raise ParamError(f"the input has {c_in} channel(s) but the kernel expects "
+                         f"{k_pin.shape[1]}")
+    stride, padding = int(p["stride"]), int(p["padding"])
+    size = min(x_pin.shape[1:]) if x_pin is not None else opt["size"]
+    if k_pin is not None:
+        kh, kw = k_pin.shape[2:]
+    else:
+        fits = [k for k in KERNEL_SIZES
+                if k > padding and (size is None or k <= size + 2 * padding)]
+        kh = kw = opt["kernel_size"] or choice(rng, fits or [padding + 1])
+    if size is None:  # the input side that gives each output side, if not too large
+        sides = [max(MIN_SIZE, (o - 1) * stride + max(kh, kw) - 2 * padding)
+                 for o in (2, *OUT_SIZES[min(c_in, 2)])]
+        size = choice(rng, [n for n in sides[1:] if n <= MAX_SIZE] or sides[:1])
+    h, w = x_pin.shape[1:] if x_pin is not None else (size, size)
+    _check_layer(p, c_out)
+    _check_room(p, c_out, _check_fit((h, w), (kh, kw), p), (kh, kw))
+    return (c_in, h, w), (c_out, c_in, kh, kw)
 
 
-def _check_layer(p: dict[str, Any], c_out: int) -> tuple[int, int]:
-    """Stride, padding, activation and bias length: checked before anything is computed."""
-    try:
-        stride, padding = int(p["stride"]), int(p["padding"])
-    except (TypeError, ValueError):
-        raise ParamError("stride and padding must be whole numbers") from None
-    if stride < 1 or padding < 0:
-        raise ParamError("stride must be at least 1 and padding at least 0")
-    if p["activation"] not in ACTIVATIONS:
-        raise ParamError(f"activation must be one of {', '.join(ACTIVATIONS)}")
-    if p["bias"] is not None and np.size(p["bias"]) != c_out:
-        raise ParamError(f"bias needs one value per output channel ({c_out})")
-    return stride, padding
+def _check_room(p: dict[str, Any], c_out: int, out: tuple[int, int],
+                khw: tuple[int, int]) -> None:
+    """ParamError when the shapes leave no room for a good draw."""
+    if p["padding"] >= min(khw):
+        raise ParamError(f"with padding {p['padding']} and a {khw[0]}x{khw[1]} kernel the "
+                         f"outer output entries see only padding zeros; use a padding smaller "
+                         f"than the kernel")
+    if p["activation"] == "relu" and c_out * out[0] * out[1] < MIN_RELU_ENTRIES:
+        raise ParamError(f"a ReLU exercise needs an output of at least 2x2 "
+                         f"({MIN_RELU_ENTRIES} entries over all filters) so the ReLU can "
+                         f"clip one without a blank answer earning its points; these options "
+                         f"give {c_out} x {out[0]}x{out[1]}: use a larger size, a smaller "
+                         f"kernel or stride, or more filters")
 
 
-def _as_nd(value: Any, ndim: int) -> np.ndarray | None:
-    """A pinned 2-D input or kernel as 3-D or 4-D (None when not pinned)."""
-    if value is None:
-        return None
-    a = np.asarray(value, dtype=float)
-    while a.ndim < ndim:
-        a = a[None]
-    return a
+def _candidates(rng: np.random.Generator, p: dict[str, Any], x_pin: np.ndarray | None,
+                k_pin: np.ndarray | None, shapes: tuple, draw_bias: bool) -> tuple:
+    """BATCH candidate (input, kernel, bias) triples, pinned values repeated."""
+    relu = p["activation"] == "relu"
+    xs = _batch(x_pin) if x_pin is not None else \
+        ints(rng, (BATCH, *shapes[0]), max(INPUT_LOW, int(relu)), INPUT_HIGH).astype(float)
+    ks = _batch(k_pin) if k_pin is not None else \
+        ints(rng, (BATCH, *shapes[1]), KERNEL_LOW, KERNEL_HIGH, nonzero=relu).astype(float)
+    bs = ints(rng, (BATCH, shapes[1][0]), BIAS_LOW, BIAS_HIGH, nonzero=True).astype(float) \
+        if draw_bias else None if p["bias"] is None else _batch(np.atleast_1d(p["bias"]))
+    return xs, ks, bs
 
 
-def _batch(rng: np.random.Generator, pinned: np.ndarray | None, shape: tuple[int, ...],
-           low: int, high: int, nonzero: bool) -> np.ndarray:
-    """BATCH candidates of one array: drawn, or the pinned value repeated."""
-    if pinned is not None:
-        return np.broadcast_to(pinned, (BATCH, *pinned.shape))
-    return ints(rng, (BATCH, *shape), low, high, nonzero=nonzero).astype(float)
+def _batch(pinned: np.ndarray) -> np.ndarray:
+    return np.broadcast_to(np.asarray(pinned, dtype=float), (BATCH, *np.shape(pinned)))
 
 
 def _hand_friendly(xs: np.ndarray, ks: np.ndarray, bs: np.ndarray | None,
                    p: dict[str, Any]) -> np.ndarray:
-    """Per candidate: not mostly zeros; under a ReLU, no pre-activation exactly 0 and
-    a fair share of both signs (so the ReLU matters but does not wipe the map)."""
-    stride, padding = int(p["stride"]), int(p["padding"])
-    kh, kw = ks.shape[-2:]
-    if p["flip_kernel"]:
-        ks = ks[..., ::-1, ::-1]
-    b, c, h, w = xs.shape
-    xp = np.zeros((b, c, h + 2 * padding, w + 2 * padding))
-    xp[:, :, padding:padding + h, padding:padding + w] = xs
-    win = sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::stride, ::stride]
-    z = np.einsum("boikl,bihwkl->bohw", ks, win)
-    if bs is not None:
-        z = z + bs[:, :, None, None]
-    z = z.reshape(b, -1)
-    good = np.mean(z == 0, axis=1) <= MAX_ZERO_SHARE
-    if p["activation"] == "relu":
-        good &= np.all(z != 0, axis=1)
-        good &= np.mean(z > 0, axis=1) >= MIN_SIGN_SHARE
-        good &= np.mean(z < 0, axis=1) >= MIN_SIGN_SHARE
-    return good
+    """Per candidate: a constant answer earns at most MAX_CONSTANT_SHARE; under a ReLU at
+    least one entry clipped and none exactly 0; at least MIN_DISTINCT different values."""
+    filters = orient(ks, p["flip_kernel"])
+    z = convolve(pad(xs, int(p["padding"])), filters, bias_vector(bs, filters), int(p["stride"]))
+    relu = p["activation"] == "relu"
+    y, w = activate(z, p["activation"]), entry_weights(z, relu)
+    copies = [y == xs] if y.shape == xs.shape else []
+    good = np.ones(len(z), dtype=bool)
+    for match in (y == 0, y == 1, *copies):
+        good &= (w * match).sum(axis=(1, 2, 3)) <= MAX_CONSTANT_SHARE * w.sum(axis=(1, 2, 3))
+    if relu:
+        good &= np.all(z != 0, axis=(1, 2, 3)) & np.any(z < 0, axis=(1, 2, 3))
+    flat = np.sort(y.reshape(len(y), -1), axis=1)
+    distinct = 1 + np.count_nonzero(np.diff(flat, axis=1), axis=1)
+    return good & (distinct >= min(MIN_DISTINCT, flat.shape[1]))
 
 
-def _tex_maps(value: Any, two_d: bool) -> list[latex.Tex]:
-    """One bmatrix per channel."""
-    return [latex.matrix(value)] if two_d else [latex.matrix(c) for c in value]
+def _refusal(p: dict[str, Any], pinned_arrays: bool) -> str:
+    relu = ", with the ReLU clipping at least one entry" if p["activation"] == "relu" else ""
+    pin = ", or pin fewer of input, kernel and bias" if pinned_arrays else ""
+    return (f"found no draw for these options on which a blank or constant answer earns at "
+            f"most {MAX_CONSTANT_SHARE:.0%} of the points{relu}; use a larger size, another "
+            f"kernel size or more input channels{pin}")
+
+
+# -- checking -----------------------------------------------------------------------
+
+def _check_layer(p: dict[str, Any], c_out: int | None = None) -> tuple[int, int]:
+    """Stride, padding, activation, flip and bias length: checked before anything is computed."""
+    stride, padding = p["stride"], p["padding"]
+    if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in (stride, padding)):
+        raise ParamError("stride and padding must be whole numbers")
+    if stride < 1 or padding < 0:
+        raise ParamError("stride must be at least 1 and padding at least 0")
+    if not isinstance(p["activation"], str) or p["activation"] not in ACTIVATIONS:
+        raise ParamError(f"activation must be one of {', '.join(ACTIVATIONS)}")
+    if not isinstance(p["flip_kernel"], (bool, np.bool_)):
+        raise ParamError("flip_kernel must be true or false")
+    if p["bias"] is not None:
+        b = _array(p["bias"], "bias")
+        if c_out is not None and b.size != c_out:
+            raise ParamError(f"bias needs one value per output channel ({c_out})")
+    return int(stride), int(padding)
+
+
+def _check_fit(hw: tuple[int, int], khw: tuple[int, int], p: dict[str, Any]) -> tuple[int, int]:
+    """The output side lengths, or ParamError when the kernel does not fit."""
+    out = tuple(output_size(n, k, int(p["stride"]), int(p["padding"])) for n, k in zip(hw, khw))
+    if min(out) < 1:
+        raise ParamError(f"the {khw[0]}x{khw[1]} kernel does not fit the {hw[0]}x{hw[1]} "
+                         f"input with padding {p['padding']}")
+    return out
+
+
+FORMS = {"input": ((2, 3), "2-D (H, W) or 3-D (C, H, W)"),
+         "kernel": ((2, 4), "2-D (kH, kW) or 4-D (C_out, C_in, kH, kW)"),
+         "bias": ((0, 1), "a number or a list of numbers")}
+
+
+def _array(value: Any, name: str) -> np.ndarray:
+    """A parameter as a non-empty float array of finite numbers, or ParamError saying so."""
+    try:
+        arr = np.asarray(value)
+        ok = arr.dtype.kind in "iuf" and bool(np.all(np.isfinite(arr)))
+    except (TypeError, ValueError):  # ragged rows
+        ok = False
+    if not ok:
+        raise ParamError(f"{name} must be made of finite numbers (rows of equal length), "
+                         f"not {str(value)[:60]}")
+    if arr.ndim not in FORMS[name][0] or not arr.size:
+        raise ParamError(f"{name} must be {FORMS[name][1]}")
+    return arr.astype(float)

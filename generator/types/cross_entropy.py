@@ -5,18 +5,29 @@
 indices or N one-hot rows. The loss uses the natural logarithm and is the mean
 over the batch, so the gradient is (s - y) / N (N = 1 for one example).
 
-The formula dL/dz_i = s_i - y_i is not typed in: :func:`derivation` derives it
-with sympy (once per process) and the worked solution prints sympy's steps.
+The steps: those of ``softmax``, then each example's target probability s_t, its loss
+-ln s_t, the N the mean divides by, the loss and the gradient. ``loss`` and
+``grad_logits`` read the logits only through ``probabilities``, so the grader can
+recompute them from a student's own probabilities (a log of 0 or of a negative number
+gives inf or nan, which earns no credit, never an error).
 
-Mistakes recognised: log base 10; the loss of the wrong class, defined as the
-predicted class (the largest probability; indistinguishable, hence dropped, when it
-is the target); s instead of s - y as the gradient; for a batch, the sum instead of
-the mean.
+Each mistake swaps a different step, so any two combine: log base 10 (the per-example
+losses); the loss of the wrong class, taken as the predicted one (the target
+probabilities; dropped when every target is predicted); s instead of s - y (the
+gradient); for a batch, the sum instead of the mean (N taken as 1).
+
+The formula dL/dz_i = s_i - y_i is not typed in: :func:`derivation` derives it with
+sympy (once per process) and the worked solution prints sympy's steps.
+
+No free points. Drawn logits are kept only when every probability and gradient entry
+lies a clear margin from the constant answers 0, 1, 1/n and the row's logits copied
+(see ``softmax``), the loss a clear margin from 0, 1 and 1/n, and no constant loss or
+gradient is consistent with the logits copied as probabilities (carried forward).
 """
 
 from __future__ import annotations
 
-import functools
+from functools import cache, partial
 from typing import Any
 
 import numpy as np
@@ -25,17 +36,20 @@ import sympy
 from deepdrill.errors import ParamError
 from deepdrill.generator import latex
 from deepdrill.generator.exercise import Exercise, jsonable, register, require
+from deepdrill.generator.randomness import draw_until
+from deepdrill.generator.steps import Slip, Step, rerun, run
 from deepdrill.model.fields import real
-from deepdrill.model.variant import Mistake
 
-from .softmax import (check_logits, draw_logits, exp_steps, logits_shape, numbers, softmax,
+from .softmax import GRAPH as SOFTMAX_GRAPH
+from .softmax import (MAX_DRAWS, check_logits, clear_of, constant_answers, draw_logit_rows,
+                      hand_friendly, logits_shape, near, numbers, softmax, softmax_rows,
                       vector_or_matrix)
 
 DERIVATION_CLASSES = 3  # classes in the symbolic derivation shown on the sheet
 
 
-def one_hot(target: Any, logits: Any) -> np.ndarray:
-    """The target as one-hot rows, (N, n) (N = 1 for one example); ParamError if it does not fit.
+def check_target(target: Any, logits: Any) -> None:
+    """ParamError unless the target fits the logits.
 
     A target shaped like the logits is one-hot; one shaped like the logits without
     their last axis (a number, or N numbers for a batch) holds class indices.
@@ -44,17 +58,23 @@ def one_hot(target: Any, logits: Any) -> np.ndarray:
     n = z.shape[-1]
     t = numbers(target, "target")
     if t.shape == z.shape:
-        y = np.atleast_2d(t)
-        if not np.all((y == 0) | (y == 1)) or not np.all(y.sum(axis=-1) == 1):
+        if not np.all((t == 0) | (t == 1)) or not np.all(t.sum(axis=-1) == 1):
             raise ParamError("a one-hot target needs exactly one 1 per example and 0 elsewhere")
-        return y
-    if t.shape != z.shape[:-1]:
+    elif t.shape != z.shape[:-1]:
         raise ParamError(_target_shapes(z))
-    idx = np.atleast_1d(t)
-    if not np.all(idx == np.round(idx)) or np.any(idx < 0) or np.any(idx >= n):
+    elif not np.all(t == np.round(t)) or np.any(t < 0) or np.any(t >= n):
         raise ParamError(f"class indices count from 0: each target must be a whole number "
                          f"from 0 to {n - 1}")
-    return np.eye(n)[idx.astype(int)]
+
+
+def one_hot(target: Any, logits: Any) -> np.ndarray:
+    """A checked target as one-hot rows shaped like the logits.
+
+    >>> one_hot([2, 0], [[1, 2, 3], [4, 5, 6]]).tolist()
+    [[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]
+    """
+    t, shape = np.asarray(target, dtype=float), np.shape(logits)
+    return t if t.shape == shape else np.eye(shape[-1])[t.astype(int)]
 
 
 def _target_shapes(z: np.ndarray) -> str:
@@ -66,24 +86,78 @@ def _target_shapes(z: np.ndarray) -> str:
             f"(0 to {n - 1}) or {len(z)} one-hot rows of {n} numbers")
 
 
-def cross_entropy(logits: Any, target: Any, log: Any = np.log) -> dict[str, Any]:
-    """probabilities, mean loss and gradient; ``log`` is swappable to reproduce a mistake.
+# -- the steps after softmax (pure: the grader feeds them a student's probabilities) ---
 
-    >>> r = cross_entropy([0.0, 0.0], 1)
-    >>> round(r["loss"], 4), r["grad_logits"].tolist()
-    (0.6931, [0.5, -0.5])
-    """
-    z = np.asarray(logits, dtype=float)
-    s = softmax(z)
-    y = one_hot(target, z)
-    s2 = np.atleast_2d(s)
-    losses = -log((s2 * y).sum(axis=-1))
-    grad = (s2 - y) / len(y)
-    return {"probabilities": s, "loss": float(losses.mean()),
-            "grad_logits": grad if z.ndim == 2 else grad[0]}
+def target_probabilities(probabilities: Any, one_hot: np.ndarray) -> np.ndarray:
+    """s_t of each example: the probability given to its target class."""
+    s = np.asarray(probabilities, dtype=float)
+    return np.take_along_axis(s, np.argmax(one_hot, axis=-1)[..., None], axis=-1)[..., 0]
 
 
-@functools.cache
+def example_losses(target_probabilities: Any) -> np.ndarray:
+    """-ln s_t per example (inf or nan where a student's s_t is not positive)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return -np.log(np.asarray(target_probabilities, dtype=float))
+
+
+def batch_size(one_hot: np.ndarray) -> int:
+    """N, which the mean over the batch divides by (1 for one example)."""
+    return 1 if one_hot.ndim == 1 else len(one_hot)
+
+
+def mean_loss(example_losses: Any, batch_size: int) -> float:
+    return float(np.sum(example_losses) / batch_size)
+
+
+def grad_logits(probabilities: Any, one_hot: np.ndarray, batch_size: int) -> np.ndarray:
+    """dL/dz = (s - y) / N."""
+    return (np.asarray(probabilities, dtype=float) - one_hot) / batch_size
+
+
+GRAPH = (
+    *SOFTMAX_GRAPH,
+    Step("one_hot", one_hot, ("target", "logits")),
+    Step("target_probabilities", target_probabilities, ("probabilities", "one_hot")),
+    Step("example_losses", example_losses, ("target_probabilities",)),
+    Step("batch_size", batch_size, ("one_hot",)),
+    Step("loss", mean_loss, ("example_losses", "batch_size")),
+    Step("grad_logits", grad_logits, ("probabilities", "one_hot", "batch_size")),
+)
+
+
+def predicted_probabilities(probabilities: Any, one_hot: np.ndarray) -> np.ndarray:
+    return np.asarray(probabilities, dtype=float).max(axis=-1)
+
+
+def example_losses_log10(target_probabilities: Any) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return -np.log10(np.asarray(target_probabilities, dtype=float))
+
+
+def grad_without_target(probabilities: Any, one_hot: np.ndarray,
+                        batch_size: int) -> np.ndarray:
+    return np.asarray(probabilities, dtype=float) / batch_size
+
+
+def no_batch_mean(one_hot: np.ndarray) -> int:
+    return 1
+
+
+SLIPS = (
+    Slip("log10", "you used log base 10; cross-entropy uses the natural logarithm",
+         swaps={"example_losses": example_losses_log10}),
+    Slip("predicted_class", "you took -ln of the probability of the predicted (most "
+         "probable) class instead of the target class",
+         swaps={"target_probabilities": predicted_probabilities}),
+    Slip("grad_is_s", "you gave s as the gradient; the gradient is s - y (divided by N for "
+         "a batch)", swaps={"grad_logits": grad_without_target}),
+)
+SUMMED_OVER_BATCH = Slip("summed_over_batch", "you summed over the batch instead of taking "
+                         "the mean, so the loss and gradient are N times too large",
+                         swaps={"batch_size": no_batch_mean})
+
+
+@cache
 def derivation(n: int = DERIVATION_CLASSES) -> dict[str, Any]:
     """dL/dz_i for L = -sum_k y_k ln softmax_k(z), derived and simplified with sympy.
 
@@ -118,6 +192,41 @@ def derivation(n: int = DERIVATION_CLASSES) -> dict[str, Any]:
     }
 
 
+# -- drawing ---------------------------------------------------------------------------
+
+def row_is_clear(z: np.ndarray, y: np.ndarray, n_rows: int) -> bool:
+    """A row of logits for the target y in a batch of n_rows: hand-friendly, and its
+    gradient entries clear of the constant answers."""
+    return hand_friendly(z) and clear_of((softmax(z) - y) / n_rows, constant_answers(z))
+
+
+def nothing_free(z: np.ndarray, y: np.ndarray) -> bool:
+    """The loss is clear of the constant losses 0, 1 and 1/n; and a student who copies the
+    logits as probabilities cannot carry a constant loss or gradient forward from them
+    (the grader credits a step only when all of it is consistent)."""
+    params = {"logits": z, "target": y}
+    losses = (0.0, 1.0, 1 / z.shape[-1])
+    copied = rerun(GRAPH, params, {"probabilities": z})
+    return clear_of(run(GRAPH, params)["loss"], losses) and \
+        not any(near(copied["loss"], c).all() for c in losses) and \
+        not any(near(copied["grad_logits"], c).all() for c in constant_answers(z))
+
+
+def draw_logits_for(rng: np.random.Generator, y: np.ndarray) -> np.ndarray:
+    """Logits shaped like the one-hot target y, drawn row by row until nothing is free."""
+    rows = np.atleast_2d(y)
+    n = y.shape[-1]
+    goods = [partial(row_is_clear, y=yr, n_rows=len(rows)) for yr in rows]
+
+    def draw(r: np.random.Generator) -> np.ndarray:
+        z = draw_logit_rows(r, n, goods)
+        return z if y.ndim == 2 else z[0]
+
+    return draw_until(rng, draw, partial(nothing_free, y=y), tries=MAX_DRAWS,
+                      refusal=f"no hand-friendly logits for {n} classes give a loss clear of "
+                              f"0, 1 and 1/{n}; pin the logits or choose other options")
+
+
 @register
 class CrossEntropy(Exercise):
     id = "cross_entropy"
@@ -130,25 +239,32 @@ class CrossEntropy(Exercise):
 
     def sample(self, rng, pinned, options):
         p = dict(pinned)
-        if "logits" not in p:
-            shape = _shape_for_target(rng, p["target"], options) if "target" in p else \
-                logits_shape(rng, options)
-            p["logits"] = jsonable(draw_logits(rng, shape))
-        if "target" not in p:
-            z = check_logits(p["logits"])
-            idx = rng.integers(0, z.shape[-1], size=z.shape[:-1])
-            p["target"] = jsonable(np.eye(z.shape[-1], dtype=int)[idx] if options["one_hot"]
-                                   else idx)
+        if "logits" in p:
+            if "target" not in p:
+                z = check_logits(p["logits"])
+                p["target"] = _target(rng.integers(0, z.shape[-1], size=z.shape[:-1]),
+                                      z.shape[-1], options["one_hot"])
+            return p
+        if "target" in p:
+            shape = _shape_for_target(rng, p["target"], options)
+            check_target(p["target"], np.zeros(shape))
+            y = one_hot(p["target"], np.zeros(shape))
+        else:
+            shape = logits_shape(rng, options)
+            idx = rng.integers(0, shape[-1], size=shape[:-1])
+            p["target"] = _target(idx, shape[-1], options["one_hot"])
+            y = np.eye(shape[-1])[idx]
+        p["logits"] = jsonable(draw_logits_for(rng, y))
         return p
 
     def check(self, params):
         require(params, *self.params)
         check_logits(params["logits"])
-        one_hot(params["target"], params["logits"])
+        check_target(params["target"], params["logits"])
         return {"logits": jsonable(params["logits"]), "target": jsonable(params["target"])}
 
-    def solve(self, params):
-        return jsonable(cross_entropy(params["logits"], params["target"]))
+    def graph(self, params):
+        return GRAPH
 
     def fields(self, params):
         shape = list(np.shape(params["logits"]))
@@ -160,57 +276,40 @@ class CrossEntropy(Exercise):
                 real("grad_logits", "the gradient of the loss with respect to the logits" +
                      (", one row per example" if batch else ""), shape)]
 
-    def mistakes(self, params):
-        z, t = params["logits"], params["target"]
-        right = cross_entropy(z, t)
-        s = np.atleast_2d(right["probabilities"])
-        y = one_hot(t, z)
-        n = len(y)
-        out = [
-            Mistake("log10", "you used log base 10; cross-entropy uses the natural logarithm",
-                    {"loss": cross_entropy(z, t, np.log10)["loss"]}),
-            # One reproducible "wrong class": the predicted class (largest probability).
-            Mistake("predicted_class", "you took -ln of the probability of the predicted "
-                    "(most probable) class instead of the target class",
-                    {"loss": float(-np.log(s.max(axis=-1)).mean())}),
-            Mistake("grad_is_s", "you gave s as the gradient; the gradient is s - y" +
-                    (" (divided by N)" if n > 1 else ""),
-                    {"grad_logits": right["probabilities"] / n}),
-        ]
-        if n > 1:
-            out.append(Mistake("summed_over_batch", "you summed over the batch instead of "
-                               "taking the mean, so the loss and gradient are N times too large",
-                               {"loss": float(-np.log((s * y).sum(axis=-1)).sum()),
-                                "grad_logits": s - y}))
-        return [Mistake(m.name, m.feedback, jsonable(m.answers)) for m in out]
+    def slips(self, params):
+        z = np.asarray(params["logits"])
+        return [*SLIPS, SUMMED_OVER_BATCH] if z.ndim == 2 and len(z) > 1 else list(SLIPS)
 
     def problem(self, params):
         z = np.atleast_2d(params["logits"])
-        y = one_hot(params["target"], params["logits"])
+        y = np.atleast_2d(one_hot(params["target"], params["logits"]))
         return {"batch": np.ndim(params["logits"]) == 2, "n": len(z), "classes": z.shape[1],
                 "rows": [{"z": latex.row(zr), "y": latex.row(yr), "t": int(np.argmax(yr))}
                          for zr, yr in zip(z, y)]}
 
-    def steps(self, params, answers):
-        s = np.atleast_2d(answers["probabilities"])
-        y = one_hot(params["target"], params["logits"])
-        n = len(y)
-        targets = np.argmax(y, axis=-1)
-        losses = -np.log(s[np.arange(n), targets])
-        grads = np.atleast_2d(answers["grad_logits"])
+    def worked(self, params, values):
+        y = np.atleast_2d(values["one_hot"])
+        s_t = np.atleast_1d(values["target_probabilities"])
+        losses = np.atleast_1d(values["example_losses"])
+        grads = np.atleast_2d(values["grad_logits"])
         return {
-            "batch": np.ndim(params["logits"]) == 2, "n": n,
-            "rows": [exp_steps(r) for r in np.atleast_2d(params["logits"])],
-            "terms": [{"t": int(t), "s": latex.num(si[t]), "loss": latex.num(li)}
-                      for si, t, li in zip(s, targets, losses)],
+            "batch": values["one_hot"].ndim == 2, "n": values["batch_size"],
+            "rows": softmax_rows(values),
+            "terms": [{"t": int(np.argmax(yi)), "s": latex.num(si), "loss": latex.num(li)}
+                      for yi, si, li in zip(y, s_t, losses)],
             "loss_sum": latex.Tex(" + ".join(latex.num(li) for li in losses)),
             "derivation": derivation(),
             "grads": [{"s": latex.row(si), "y": latex.row(yi), "g": latex.row(gi)}
-                      for si, yi, gi in zip(s, y, grads)],
-            "answers": {"probabilities": vector_or_matrix(answers["probabilities"]),
-                        "loss": latex.num(answers["loss"]),
-                        "grad_logits": vector_or_matrix(answers["grad_logits"])},
+                      for si, yi, gi in zip(np.atleast_2d(values["probabilities"]), y, grads)],
+            "answers": {"probabilities": vector_or_matrix(values["probabilities"]),
+                        "loss": latex.num(values["loss"]),
+                        "grad_logits": vector_or_matrix(values["grad_logits"])},
         }
+
+
+def _target(idx: np.ndarray, n: int, as_one_hot: bool) -> Any:
+    """Drawn class indices as the parameter: indices, or one-hot lists."""
+    return jsonable(np.eye(n, dtype=int)[idx] if as_one_hot else idx)
 
 
 def _shape_for_target(rng: np.random.Generator, target: Any,
@@ -222,10 +321,14 @@ def _shape_for_target(rng: np.random.Generator, target: Any,
     and a batch's class indices otherwise.
     """
     t = numbers(target, "target")
-    if t.ndim == 2 or (t.ndim == 1 and options["batch"] is None and len(t) >= 2
-                       and np.all((t == 0) | (t == 1)) and t.sum() == 1):
-        return t.shape
     if t.ndim > 2 or t.size == 0:
         raise ParamError("target must be a class index, a one-hot list, or a list of either")
+    if t.ndim == 1 and options["batch"] is None and len(t) >= 2 and \
+            np.all((t == 0) | (t == 1)) and t.sum() == 1:
+        return t.shape
+    if t.ndim == 2:
+        if t.shape[-1] < 2:
+            raise ParamError("a one-hot target needs at least 2 classes")
+        return t.shape
     n = logits_shape(rng, {**options, "batch": None}, min_classes=int(t.max()) + 1)[0]
     return (n,) if t.ndim == 0 else (len(t), n)

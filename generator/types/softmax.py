@@ -2,12 +2,18 @@
 
 ``logits`` is a list of n numbers (one example) or an N x n list of rows (a batch);
 ``probabilities`` has the same shape. Entries are numbered from 0, as in the JSON
-lists. The helpers here (drawing and checking logits, the per-row worked steps) are
-shared with ``cross_entropy``.
+lists. The steps (the exponentials, their sum, the probabilities), the drawing of
+logits and the per-row worked steps are shared with ``cross_entropy``.
+
+No free points. A drawn row is kept only when every probability lies a clear margin
+(``MARGIN`` relative, ``ABS_MARGIN`` absolute, both well beyond the 1 % tolerance)
+from each constant answer: 0, 1, the uniform 1/n, and the row's own logits copied.
+So such an answer matches no entry at all. Pinned logits are kept as given.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -15,9 +21,9 @@ import numpy as np
 from deepdrill.errors import ParamError
 from deepdrill.generator import latex
 from deepdrill.generator.exercise import Exercise, int_option, jsonable, register, require
+from deepdrill.generator.randomness import choice, decimals, draw_until, ints
+from deepdrill.generator.steps import NotApplicable, Slip, Step, Values
 from deepdrill.model.fields import real
-from deepdrill.generator.randomness import choice, decimals, ints
-from deepdrill.model.variant import Mistake
 
 CLASS_CHOICES = [3, 4]  # classes in a random draw
 MAX_CLASSES = 6  # keeps a row of exponentials on one line
@@ -27,24 +33,67 @@ INTEGER_SHARE = 0.6  # share of draws with integer logits; the rest have one dec
 MAX_LOGIT = 50  # |z| above this makes e^z unreadable on a sheet
 MAX_DRAWS = 100
 ZERO_SUM = 1e-9  # a row sum this small is 0 up to rounding: no ratio-of-logits mistake
+MARGIN = 0.05  # relative distance of a drawn answer from every constant answer
+ABS_MARGIN = 0.002  # and absolute, for answers near 0
+
+
+# -- the steps (pure: the grader feeds them a student's own values) -------------------
+
+def exps(logits: Any) -> np.ndarray:
+    """e^z for every logit (|z| <= MAX_LOGIT, so no overflow)."""
+    return np.exp(np.asarray(logits, dtype=float))
+
+
+def total(exps: Any) -> np.ndarray:
+    """The denominator of each row: the sum of its exponentials."""
+    return np.asarray(exps, dtype=float).sum(axis=-1)
+
+
+def probabilities(exps: Any, total: Any) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):  # a sum of 0: inf or nan, no credit
+        return np.asarray(exps, dtype=float) / np.expand_dims(total, -1)
+
+
+GRAPH = (
+    Step("exps", exps, ("logits",)),
+    Step("total", total, ("exps",)),
+    Step("probabilities", probabilities, ("exps", "total")),
+)
 
 
 def softmax(z: Any) -> np.ndarray:
-    """Row-wise softmax, stable for any logits.
+    """Row-wise softmax.
 
     >>> softmax([0.0, np.log(3)]).round(2).tolist()
     [0.25, 0.75]
     """
-    z = np.asarray(z, dtype=float)
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+    e = exps(z)
+    return probabilities(e, total(e))
 
 
-def log_softmax(z: Any) -> np.ndarray:
-    z = np.asarray(z, dtype=float)
-    m = z.max(axis=-1, keepdims=True)
-    return z - m - np.log(np.exp(z - m).sum(axis=-1, keepdims=True))
+def log_probabilities(exps: Any, total: Any) -> np.ndarray:
+    """ln(e^z / sum); NotApplicable where a ratio has no logarithm (the ratio-of-logits
+    slip makes it -1/4, say): no student takes the log of a negative probability."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = np.asarray(exps, dtype=float) / np.expand_dims(total, -1)
+    if not np.all(ratios > 0) or not np.all(np.isfinite(ratios)):
+        raise NotApplicable("the log-softmax needs positive ratios")
+    return np.log(ratios)
 
+
+def logits_unexponentiated(logits: Any) -> np.ndarray:
+    return np.asarray(logits, dtype=float)
+
+
+LOG_SOFTMAX = Slip("log_softmax", "you gave the log-softmax (the logarithms of the "
+                   "probabilities), not the probabilities",
+                   swaps={"probabilities": log_probabilities})
+RATIO_OF_LOGITS = Slip("ratio_of_logits", "you divided the logits by their sum; softmax "
+                       "divides the exponentials e^z by their sum",
+                       swaps={"exps": logits_unexponentiated})
+
+
+# -- drawing and checking logits ------------------------------------------------------
 
 def logits_shape(rng: np.random.Generator, options: dict[str, Any],
                  min_classes: int = 2) -> tuple[int, ...]:
@@ -60,20 +109,59 @@ def logits_shape(rng: np.random.Generator, options: dict[str, Any],
     return (int_option("batch", options["batch"], 1, MAX_BATCH), n)
 
 
-def draw_logits(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    """Hand-friendly logits in [-2, 3]: small integers or one-decimal values.
+def near(values: Any, constant: Any) -> np.ndarray:
+    """Which entries lie within the clear margin of a constant (never a non-finite one)."""
+    v, c = np.asarray(values, dtype=float), np.asarray(constant, dtype=float)
+    with np.errstate(invalid="ignore"):
+        close = np.abs(v - c) <= MARGIN * np.maximum(np.abs(v), np.abs(c)) + ABS_MARGIN
+    return np.isfinite(v) & close
 
-    Per row: not all equal (no trivially uniform answer), one clear largest logit
-    (so "the predicted class" is defined) and a non-zero sum (so dividing the
-    logits by their sum, a mistake the grader recognises, is defined).
+
+def clear_of(values: Any, constants: Sequence[Any]) -> bool:
+    """Whether no entry lies within the clear margin of any of the constants.
+
+    >>> clear_of([0.2, 0.7], [0, 1, 0.5]), clear_of([0.2, 0.51], [0, 1, 0.5])
+    (True, False)
     """
-    for _ in range(MAX_DRAWS):
-        z = ints(rng, shape, LOW, HIGH) if rng.random() < INTEGER_SHARE else \
-            decimals(rng, shape, LOW, HIGH, 1)
-        rows = np.sort(np.atleast_2d(z), axis=-1)
-        if np.all(rows[:, -1] > rows[:, -2]) and np.all(np.abs(rows.sum(axis=-1)) > ZERO_SUM):
-            return z
-    raise AssertionError("no hand-friendly logits in 100 draws")  # practically impossible
+    return not any(near(values, c).any() for c in constants)
+
+
+def constant_answers(z: np.ndarray) -> tuple[Any, ...]:
+    """What a student writes without working for a row of logits: 0, 1, 1/n, the logits."""
+    return 0.0, 1.0, 1 / z.shape[-1], z
+
+
+def hand_friendly(z: np.ndarray) -> bool:
+    """One clear largest logit (so "the predicted class" is defined), a non-zero sum (so
+    dividing the logits by their sum, a recognised mistake, is defined), and probabilities
+    clear of the constant answers."""
+    top = np.sort(z)
+    return bool(top[-1] > top[-2] and abs(z.sum()) > ZERO_SUM and
+                clear_of(softmax(z), constant_answers(z)))
+
+
+def draw_logit_rows(rng: np.random.Generator, n: int,
+                    good_rows: Sequence[Callable[[np.ndarray], bool]]) -> np.ndarray:
+    """One row of n logits per predicate, each drawn until its predicate holds.
+
+    Logits lie in [LOW, HIGH]: small integers, or (for the whole draw) one-decimal values.
+    """
+    integer = rng.random() < INTEGER_SHARE
+
+    def draw(r: np.random.Generator) -> np.ndarray:
+        return ints(r, n, LOW, HIGH) if integer else decimals(r, n, LOW, HIGH, 1)
+
+    refusal = (f"no hand-friendly logits for {n} classes in {MAX_DRAWS} draws (probabilities "
+               f"clear of 0, 1 and 1/{n}); pin the logits or choose other options")
+    return np.stack([draw_until(rng, draw, good, tries=MAX_DRAWS, refusal=refusal)
+                     for good in good_rows])
+
+
+def draw_logits(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Hand-friendly logits of the given shape (see :func:`hand_friendly`)."""
+    rows = draw_logit_rows(rng, shape[-1], [hand_friendly] * (shape[0] if len(shape) == 2
+                                                                else 1))
+    return rows if len(shape) == 2 else rows[0]
 
 
 def numbers(value: Any, name: str) -> np.ndarray:
@@ -118,35 +206,27 @@ class Softmax(Exercise):
         check_logits(params["logits"])
         return {"logits": jsonable(params["logits"])}
 
-    def solve(self, params):
-        return {"probabilities": jsonable(softmax(params["logits"]))}
+    def graph(self, params):
+        return GRAPH
 
     def fields(self, params):
         return [real("probabilities", "the softmax probabilities" +
                      (", one row per example" if np.ndim(params["logits"]) == 2 else ""),
                      list(np.shape(params["logits"])))]
 
-    def mistakes(self, params):
-        z = np.asarray(params["logits"], dtype=float)
-        out = [Mistake("log_softmax", "you gave the log-softmax (the logarithms of the "
-                       "probabilities), not the probabilities",
-                       {"probabilities": jsonable(log_softmax(z))})]
-        sums = z.sum(axis=-1, keepdims=True)
-        if np.all(np.abs(sums) > ZERO_SUM):  # 1.7 - 0.6 - 1.1 is 2e-16 in floating point
-            out.append(Mistake("ratio_of_logits", "you divided the logits by their sum; "
-                               "softmax divides the exponentials e^z by their sum",
-                               {"probabilities": jsonable(z / sums)}))
-        return out
+    def slips(self, params):
+        sums = np.sum(params["logits"], axis=-1)
+        # 1.7 - 0.6 - 1.1 is 2e-16 in floating point: no ratio to take
+        return [LOG_SOFTMAX] + ([RATIO_OF_LOGITS] if np.all(np.abs(sums) > ZERO_SUM) else [])
 
     def problem(self, params):
         z = np.asarray(params["logits"], dtype=float)
         return {"batch": z.ndim == 2, "n": len(z), "classes": z.shape[-1],
                 "logits": vector_or_matrix(z)}
 
-    def steps(self, params, answers):
-        z = np.asarray(params["logits"], dtype=float)
-        return {"batch": z.ndim == 2, "rows": [exp_steps(r) for r in np.atleast_2d(z)],
-                "answer": vector_or_matrix(answers["probabilities"])}
+    def worked(self, params, values):
+        return {"batch": np.ndim(values["logits"]) == 2, "rows": softmax_rows(values),
+                "answer": vector_or_matrix(values["probabilities"])}
 
 
 def vector_or_matrix(a: Any) -> latex.Tex:
@@ -154,11 +234,15 @@ def vector_or_matrix(a: Any) -> latex.Tex:
     return latex.matrix(a) if np.ndim(a) == 2 else latex.row(a)
 
 
-def exp_steps(z: np.ndarray) -> dict[str, Any]:
-    """The exponentials, their sum and each probability as a fraction, for one row."""
-    e = np.exp(z)
-    total = e.sum()
-    s = e / total
+def softmax_rows(values: Values) -> list[dict[str, Any]]:
+    """The worked steps of each example, read from the step values."""
+    rows = zip(*(np.atleast_2d(values[k]) for k in ("logits", "exps", "probabilities")),
+               np.atleast_1d(values["total"]))
+    return [exp_steps(z, e, s, t) for z, e, s, t in rows]
+
+
+def exp_steps(z: np.ndarray, e: np.ndarray, s: np.ndarray, total: float) -> dict[str, Any]:
+    """One row: the exponentials, their sum, and each probability as a fraction."""
     return {
         "z": latex.row(z),
         "exps": [{"i": i, "z": latex.num(zi), "e": latex.num(ei), "p": latex.num(si)}

@@ -1,4 +1,5 @@
-"""conv2d_forward against torch.nn.functional.conv2d (float64), and hand-checked cases."""
+"""conv2d_forward against torch.nn.functional.conv2d (float64), its slips, its draws (no
+free points), and hand-checked cases."""
 
 import json
 
@@ -8,12 +9,17 @@ import torch
 import torch.nn.functional as F
 
 from deepdrill.errors import ParamError
-from deepdrill.generator.exercise import make_variant
+from deepdrill.generator.exercise import get, make_variant
 from deepdrill.generator.render import Question, Sheet, render_document
+from deepdrill.generator.steps import NotApplicable
+from deepdrill.generator.types.conv2d_forward import CLIPPED_WEIGHT
+from deepdrill.grader.score import grade_question
+from deepdrill.model.tolerance import entries_match
 from deepdrill.model.variant import Variant
 
 
 TYPE = "conv2d_forward"
+EX = get(TYPE)
 RELU = {"activation": "relu"}
 # (options, pinned): channels 1-3, bias on/off, stride 2, padding 1, ReLU, true convolution
 CONFIGS = [
@@ -31,6 +37,12 @@ CONFIGS = [
     ({"kernel_size": 2, "size": 5}, {"stride": 2, "bias": 1}),
 ]
 SEEDS_PER_CONFIG = 25  # 300 variants in all
+# The options of the no-free-points sweep: defaults, and ReLU with padding, bias, 2 channels.
+BOUNDED = [({}, {}), ({}, RELU), ({"in_channels": 2, "bias": True}, {"padding": 1, **RELU}),
+           ({"bias": True}, {"padding": 1, **RELU})]
+BOUND_SEEDS = range(300)
+MAX_CONSTANT_SCORE = 0.1  # of the question's points
+GRADED = 12  # the highest-scoring constant answers of a sweep, graded by the real grader
 
 
 def torch_forward(params):
@@ -72,40 +84,92 @@ def test_seed_sweep_against_torch(sweep):
         assert (p["bias"] is not None) == (options.get("bias", False) or "bias" in pinned)
 
 
-def test_relu_draws_have_no_zero_pre_activation():
-    """ReLU'(0) is a tie rule: drawn ReLU variants never reach it, and ReLU does something."""
-    for seed in range(240):
-        options, pinned = CONFIGS[seed % len(CONFIGS)]
-        v = make_variant(TYPE, seed, {**pinned, **RELU}, options)
-        z, _ = torch_forward(v.params)
-        assert np.all(z != 0), f"seed {seed}, {options}, {pinned}"
-        assert np.any(z > 0) and np.any(z < 0), f"seed {seed}"
-
-
 def test_draws_are_hand_friendly(sweep):
     for v, _, _ in sweep:
         x, k = np.asarray(v.params["input"]), np.asarray(v.params["kernel"])
         assert x.shape[-1] <= 6 and x.dtype.kind == "i" and k.dtype.kind == "i"
         assert np.abs(k).max() <= 2 and 0 <= x.min() and x.max() <= 3
-        z, _ = torch_forward(v.params)
-        assert np.mean(z == 0) <= 0.25, f"seed {v.seed}: mostly zeros"
+        z, y = torch_forward(v.params)
+        assert len(np.unique(y)) >= min(3, y.size), f"seed {v.seed}: nearly constant"
+        if v.params["activation"] == "relu":  # ReLU'(0) is a tie rule: never reached
+            assert np.all(z != 0) and np.any(z < 0) and np.any(z > 0), f"seed {v.seed}"
 
 
-def test_every_mistake_differs_from_the_answer(sweep):
-    names = set()
-    for v, _, _ in sweep:
-        right = np.asarray(v.answers["output"])
-        for m in v.mistakes:
-            names.add(m.name)
-            wrong = np.asarray(m.answers["output"])
-            assert wrong.shape != right.shape or \
-                not np.allclose(wrong, right, rtol=1e-2, atol=1e-3), (m.name, v.seed)
-    assert names == {"flipped_kernel", "did_not_flip", "ignored_padding", "ignored_stride",
-                     "dropped_bias", "forgot_relu", "one_channel_only"}
+def constant_answers(v):
+    """All zeros, all ones, and the input copied where it has the answer's shape."""
+    shape = np.shape(v.answers["output"])
+    out = {"zeros": np.zeros(shape, dtype=int).tolist(),
+           "ones": np.ones(shape, dtype=int).tolist()}
+    if np.shape(v.params["input"]) == shape:
+        out["input"] = v.params["input"]
+    return out
+
+
+def share_of_points(v, answer):
+    """The share of the points an answer earns entry by entry, weighed as the field says
+    (fast: the sweep grades only the highest of these with the real grader)."""
+    f = v.field("output")
+    right = entries_match(f.tolerance, np.ravel(answer).astype(float),
+                          np.ravel(v.answers["output"]).astype(float))
+    w = np.asarray(f.entry_weights or np.ones(len(right)))
+    return float(w @ right / w.sum())
+
+
+@pytest.mark.parametrize("options, pinned", BOUNDED)
+def test_a_constant_answer_earns_at_most_a_tenth(options, pinned):
+    scored = []
+    for seed in BOUND_SEEDS:
+        v = make_variant(TYPE, seed, pinned, options)
+        scored += [(share_of_points(v, a), seed, name, v, a)
+                   for name, a in constant_answers(v).items()]
+    scored.sort(key=lambda t: t[:2])
+    assert scored[-1][0] <= MAX_CONSTANT_SCORE, scored[-1][:3]
+    assert scored[-1][0] > 0  # the bound is met with constants that do match some entries
+    for share, seed, name, v, answer in scored[-GRADED:]:
+        score = grade_question(v, {"output": answer}, 10).score
+        assert score == pytest.approx(10 * share), (seed, name)
+    if not options.get("in_channels") and pinned.get("padding"):
+        assert any(name == "input" for _, _, name, _, _ in scored)  # "same" maps: copies tried
+
+
+def test_clipped_entries_weigh_less():
+    v = make_variant(TYPE, 0, {"input": [[1, 0, 2], [-1, 3, 1], [0, 2, -2]],
+                               "kernel": [[1, -1], [0, 1]], "bias": 0.5, "activation": "relu"})
+    assert v.answers["output"] == [[4.5, 0], [0, 0.5]]
+    assert v.field("output").entry_weights == (1, CLIPPED_WEIGHT, CLIPPED_WEIGHT, 1)
+    assert make_variant(TYPE, 0).field("output").entry_weights is None  # no ReLU: all equal
+    # a blank answer earns the clipped entries' weighted share
+    score = grade_question(v, {"output": [[0, 0], [0, 0]]}, 10).score
+    assert score == pytest.approx(10 * 2 * CLIPPED_WEIGHT / (2 + 2 * CLIPPED_WEIGHT))
+
+
+@pytest.mark.parametrize("options, pinned, words", [
+    ({"size": 2, "kernel_size": 2}, RELU, r"ReLU exercise needs an output of at least 2x2 "
+                                          r".*1 x 1x1.*use a larger size"),
+    ({"in_channels": 2}, {"input": [[[1, 2], [3, 1]]] * 2, **RELU}, "at least 2x2"),
+    ({"kernel_size": 1}, RELU, "found no draw for these options .* at most 10% .* with the "
+                               "ReLU clipping at least one entry; use a larger size"),
+    ({}, {"kernel": [[1, 1], [1, 2]], **RELU}, "found no draw.*or pin fewer"),
+    ({}, {"input": [[0, 0, 0]] * 3}, "found no draw.*pin fewer"),
+    ({"kernel_size": 2}, {"padding": 2}, "padding 2 and a 2x2 kernel the outer output entries "
+                                         "see only padding zeros"),
+])
+def test_tight_options_are_refused_not_drawn_badly(options, pinned, words):
+    for seed in range(3):
+        with pytest.raises(ParamError, match=words):
+            make_variant(TYPE, seed, pinned, options)
+
+
+def test_tight_but_possible_options_always_give_a_good_draw():
+    """A 2x2 output under a ReLU (one clipped entry of four) is drawn, never faked."""
+    for seed in range(60):
+        v = make_variant(TYPE, seed, {**RELU}, {"size": 3, "kernel_size": 2})
+        z, y = torch_forward(v.params)
+        assert np.shape(y) == (2, 2) and np.sum(z < 0) == 1 and np.all(z != 0)
 
 
 def test_deterministic_per_seed_and_json_round_trip():
-    for seed in range(10):
+    for seed in range(4):
         for options, pinned in CONFIGS:
             v = make_variant(TYPE, seed, pinned, options)
             assert v == make_variant(TYPE, seed, pinned, options)
@@ -128,7 +192,7 @@ ISSUE_KERNEL = [[1, -1], [0, 2]]
 
 
 @pytest.mark.parametrize("pinned, output", [
-    # the case from the issue: cross-correlation, no flip
+    # the README example: cross-correlation, no flip
     ({"input": ISSUE_INPUT, "kernel": ISSUE_KERNEL}, [[1, 8], [1, 0]]),
     # the same with true convolution: the kernel rotated is [[2, 0], [-1, 1]]
     ({"input": ISSUE_INPUT, "kernel": ISSUE_KERNEL, "flip_kernel": True}, [[3, 6], [-1, 2]]),
@@ -151,6 +215,65 @@ def test_hand_checked(pinned, output):
     assert {k: v.params[k] for k in pinned} == pinned
 
 
+# -- slips ------------------------------------------------------------------------------
+
+# Each slip as torch computes it, changing the parameters independently of the type's code.
+SLIP_PARAMS = {
+    "flipped_kernel": lambda p: {**p, "flip_kernel": True},
+    "did_not_flip": lambda p: {**p, "flip_kernel": False},
+    "ignored_padding": lambda p: {**p, "padding": 0},
+    "ignored_stride": lambda p: {**p, "stride": 1},
+    "dropped_bias": lambda p: {**p, "bias": None},
+    "forgot_relu": lambda p: {**p, "activation": "none"},
+    "one_channel_only": lambda p: {**p, "input": p["input"][:1],
+                                   "kernel": [k[:1] for k in p["kernel"]]},
+}
+EVERY_SLIP = [({"in_channels": 2, "out_channels": 2, "bias": True, "size": 5},
+               {"padding": 1, "stride": 2, **RELU}),
+              ({"in_channels": 3, "bias": True, "size": 5},
+               {"padding": 1, "stride": 2, "flip_kernel": True, **RELU})]
+
+
+@pytest.mark.parametrize("options, pinned", EVERY_SLIP)
+def test_each_slip_against_torch(options, pinned):
+    seen = set()
+    for seed in range(30):
+        v = make_variant(TYPE, seed, pinned, options)
+        for m in v.mistakes:
+            _, want = torch_forward(SLIP_PARAMS[m.name](v.params))
+            np.testing.assert_allclose(m.answers["output"], want, rtol=1e-12, atol=1e-12,
+                                       err_msg=f"{m.name}, seed {seed}")
+            seen.add(m.name)
+    flip = "did_not_flip" if pinned.get("flip_kernel") else "flipped_kernel"
+    assert seen == set(SLIP_PARAMS) - {"flipped_kernel", "did_not_flip"} | {flip}
+
+
+def test_every_mistake_differs_from_the_answer(sweep):
+    names = set()
+    for v, _, _ in sweep:
+        right = np.asarray(v.answers["output"])
+        for m in v.mistakes:
+            names.add(m.name)
+            wrong = np.asarray(m.answers["output"])
+            assert wrong.shape != right.shape or \
+                not np.allclose(wrong, right, rtol=1e-2, atol=1e-3), (m.name, v.seed)
+    assert names == set(SLIP_PARAMS)
+
+
+def slip(params, name):
+    return next(s for s in EX.slips(params) if s.name == name)
+
+
+def test_a_pair_of_slips_composes():
+    v = make_variant(TYPE, 4, {"padding": 1, **RELU}, {"in_channels": 2, "bias": True})
+    p = v.params
+    for a, b in [("flipped_kernel", "dropped_bias"), ("one_channel_only", "forgot_relu"),
+                 ("ignored_padding", "flipped_kernel")]:
+        got = EX.answers(v.fields, EX.values(p, [slip(p, a), slip(p, b)]))["output"]
+        _, want = torch_forward(SLIP_PARAMS[b](SLIP_PARAMS[a](p)))
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=f"{a} + {b}")
+
+
 def test_mistakes_reproduce_their_errors():
     # padded 5x5, stride 2: windows at (0,0), (0,2), (2,0), (2,2); pre-activations without
     # the bias [[2, 0], [4, 0]]; with the rotated kernel [[2, 0], [-1, 1]] [[1, -2], [2, 2]]
@@ -169,8 +292,24 @@ def test_mistakes_reproduce_their_errors():
     assert {m.name: m.answers["output"] for m in two.mistakes}["one_channel_only"] == [[[5]]]
 
 
+def test_kernel_larger_than_input_with_padding():
+    """Ignoring the padding here leaves no room for the kernel: that slip cannot be made,
+    alone or in a pair."""
+    v = make_variant(TYPE, 0, {"input": [[1, 2], [3, 4]], "padding": 1,
+                               "kernel": [[1, 0, 1], [0, 1, 0], [1, 0, 1]]})
+    assert v.answers["output"] == [[5, 5], [5, 5]]
+    assert "ignored_padding" not in {m.name for m in v.mistakes}
+    with pytest.raises(NotApplicable, match="does not fit"):
+        EX.values(v.params, [slip(v.params, "ignored_padding"),
+                             slip(v.params, "flipped_kernel")])
+
+
+# -- parameters ---------------------------------------------------------------------------
+
 @pytest.mark.parametrize("pinned, options, words", [
     ({"input": [[[1, 2], [3, 4]]] * 2, "kernel": [[[[1]]] * 3]}, {},
+     "input has 2 channel.* but the kernel expects 3"),
+    ({"input": [[[1, 2], [3, 4]]] * 2, "kernel": [[[[1]]] * 3]}, {"bias": True},
      "input has 2 channel.* but the kernel expects 3"),
     ({"input": [[1, 2], [3, 4]], "kernel": [[1, 0, 0], [0, 1, 0], [0, 0, 1]]}, {},
      "3x3 kernel does not fit the 2x2 input"),
@@ -178,6 +317,19 @@ def test_mistakes_reproduce_their_errors():
     ({"input": [[1, 2], [3, 4]], "kernel": [[1]], "activation": "tanh"}, {},
      "activation must be one of none, relu"),
     ({"input": [1, 2, 3], "kernel": [[1]]}, {}, "input must be 2-D"),
+    ({"input": [1, 2, 3]}, {}, "input must be 2-D"),
+    ({"kernel": [[[1]]]}, {}, "kernel must be 2-D"),
+    ({"input": [[1, 2], [3]]}, {}, "input must be made of finite numbers"),
+    ({"input": [[1, "a"], [3, 4]], "kernel": [[1]]}, {}, "finite numbers"),
+    ({"kernel": [[1, float("nan")]]}, {}, "kernel must be made of finite numbers"),
+    ({"input": [[]], "kernel": [[1]]}, {}, "input must be 2-D"),
+    ({"bias": "big"}, {}, "bias must be made of finite numbers"),
+    ({"stride": 1.5}, {}, "stride and padding must be whole numbers"),
+    ({"padding": True}, {}, "whole numbers"),
+    ({"flip_kernel": "yes"}, {}, "flip_kernel must be true or false"),
+    ({"activation": ["relu"]}, {}, "activation must be one of"),
+    ({}, {"size": 20}, "option size must be a whole number"),
+    ({}, {"in_channels": 0}, "option in_channels must be a whole number from 1 to 4"),
     ({"dilation": 2}, {}, "unknown parameter"),
 ])
 def test_bad_params(pinned, options, words):
@@ -187,23 +339,10 @@ def test_bad_params(pinned, options, words):
 
 def test_check_reports_mismatched_channels():
     """check() (used on stored or instructor-written parameter sets) says the same."""
-    from deepdrill.generator.exercise import get
-
     with pytest.raises(ParamError, match="input has 1 channel.* kernel expects 2"):
-        get(TYPE).check({"input": [[1, 2], [3, 4]], "kernel": [[[[1]], [[1]]]]})
+        EX.check({"input": [[1, 2], [3, 4]], "kernel": [[[[1]], [[1]]]]})
     with pytest.raises(ParamError, match="bias needs one value per output channel"):
-        get(TYPE).check({"input": [[1, 2], [3, 4]], "kernel": [[1]], "bias": [1, 2]})
-
-
-# Regressions for bugs this file found: a mistake re-solved with padding 0 where the kernel
-# no longer fits crashed the whole variant, and sample() met a bad stride, padding or bias
-# length before check() could explain it.
-
-def test_kernel_larger_than_input_with_padding():
-    v = make_variant(TYPE, 0, {"input": [[1, 2], [3, 4]], "padding": 1,
-                               "kernel": [[1, 0, 1], [0, 1, 0], [1, 0, 1]]})
-    assert v.answers["output"] == [[5, 5], [5, 5]]
-    assert "ignored_padding" not in {m.name for m in v.mistakes}  # cannot be made here
+        EX.check({"input": [[1, 2], [3, 4]], "kernel": [[1]], "bias": [1, 2]})
 
 
 @pytest.mark.parametrize("change", [{"stride": 0}, {"padding": -1},
@@ -218,8 +357,19 @@ def test_wrong_bias_length_is_a_clear_error():
         make_variant(TYPE, 0, {"input": [[1, 2], [3, 4]], "kernel": [[1]], "bias": [1, 2]})
 
 
+# -- the sheets ---------------------------------------------------------------------------
+
 def render(v, solutions):
     return render_document([Sheet("T", "C", [Question(1, 4, v)])], solutions=solutions)
+
+
+def test_templates_render_for_many_draws():
+    for seed in range(40):
+        options, pinned = CONFIGS[seed % len(CONFIGS)]
+        v = make_variant(TYPE, seed, pinned, options)
+        assert r"\ddfield{output}" in render(v, False)
+        solution = render(v, True)
+        assert solution.count(r"\mathbf{") == np.size(v.answers["output"])
 
 
 def test_templates_render_2d():
@@ -244,3 +394,13 @@ def test_templates_render_multi_channel():
     assert "over all input channels, plus the bias" in solution
     assert r"z_{3," in solution and r"Y_{3} = \begin{bmatrix}" in solution
     assert "no flip" not in problem and "the kernel is not flipped" in problem
+
+
+def test_worked_solution_reads_the_step_values():
+    """The worked solution prints the values it is given; it computes none of them again."""
+    v = make_variant(TYPE, 0, {"input": ISSUE_INPUT, "kernel": ISSUE_KERNEL})
+    values = EX.values(v.params)
+    shown = EX.worked(v.params, {**values, "preactivation": values["preactivation"] + 100,
+                                 "output": [[7, 7], [7, 7]]})
+    assert [e["value"] for e in shown["entries"]] == ["101", "108", "101", "100"]
+    assert shown["output"] == [r"\begin{bmatrix}7 & 7 \\ 7 & 7\end{bmatrix}"]

@@ -1,5 +1,8 @@
-"""cross_entropy against torch (F.cross_entropy and autograd), and the sympy derivation."""
+"""cross_entropy against torch (F.cross_entropy and autograd), the sympy derivation, its
+steps on a student's own values, its slips alone and in pairs, and the no-free-points bound."""
 
+import functools
+import itertools
 import json
 
 import numpy as np
@@ -12,13 +15,30 @@ from deepdrill.errors import ParamError
 from deepdrill.generator.exercise import get, make_variant
 from deepdrill.generator.render import Question, Sheet, render_document
 from deepdrill.generator.types.cross_entropy import derivation
+from deepdrill.grader.score import grade_question
+from deepdrill.model.tolerance import entries_match
 from deepdrill.model.variant import Variant
 
-SEEDS = range(250)
+TYPE = "cross_entropy"
+SEEDS = range(300)
+FEW_SEEDS = range(60)
 OPTIONS = [{}, {"one_hot": True}, {"batch": 3}, {"batch": 2, "one_hot": True}, {"batch": 1},
-           {"classes": 5, "batch": 4}]
+           {"classes": 5, "batch": 4}, {"classes": 2}, {"classes": 2, "batch": 6}]
+SWEPT = [{}, {"batch": 3}]  # the full 300-seed sweeps; the other options get FEW_SEEDS
+MAX_CONSTANT_SCORE = 0.1  # of the question's points
+GRADED_EVERY = 10  # of the no-free-points sweep, every 10th variant goes through the grader
 
 
+@functools.cache
+def _variants(options_key):
+    options = dict(options_key)
+    return [make_variant(TYPE, seed, options=options)
+            for seed in (SEEDS if options in SWEPT else FEW_SEEDS)]
+
+
+def variants(options):
+    """The sweep's variants for these options, made once for every test that reads them."""
+    return _variants(tuple(sorted(options.items())))
 
 
 def class_indices(logits, target):
@@ -40,10 +60,13 @@ def torch_oracle(logits, target):
     return s, loss.item(), g
 
 
+def torch_softmax(logits):
+    return torch.softmax(torch.tensor(logits, dtype=torch.float64), dim=-1).numpy()
+
+
 @pytest.mark.parametrize("options", OPTIONS)
 def test_seed_sweep_against_torch(options):
-    for seed in SEEDS:
-        v = make_variant("cross_entropy", seed, options=options)
+    for v in variants(options):
         s, loss, g = torch_oracle(v.params["logits"], v.params["target"])
         assert np.shape(v.answers["probabilities"]) == s.shape  # 2-D stays 2-D
         assert np.shape(v.answers["grad_logits"]) == g.shape
@@ -103,20 +126,25 @@ def test_derivation_latex():
      [[0.125, -0.125], [-0.25, 0.25]]),
 ])
 def test_hand_checked(logits, target, loss, grad):
-    v = make_variant("cross_entropy", 0, {"logits": logits, "target": target})
+    v = make_variant(TYPE, 0, {"logits": logits, "target": target})
     assert v.params["target"] == target  # stored as given
     assert v.answers["loss"] == pytest.approx(loss, rel=1e-12)
     np.testing.assert_allclose(v.answers["grad_logits"], grad, atol=1e-12)
 
 
+def slips_by_name(params):
+    return {s.name: s for s in get(TYPE).slips(params)}
+
+
 def test_mistakes_reproduce_their_errors():
-    v = make_variant("cross_entropy", 0, {"logits": [2, 1, 0], "target": 1})
+    v = make_variant(TYPE, 0, {"logits": [2, 1, 0], "target": 1})
     by = {m.name: m.answers for m in v.mistakes}
     s = v.answers["probabilities"]
     assert by["log10"] == {"loss": pytest.approx(-np.log10(s[1]))}
     assert by["predicted_class"] == {"loss": pytest.approx(-np.log(s[0]))}  # class 0 is argmax
     assert by["grad_is_s"] == {"grad_logits": pytest.approx(s)}
-    batch = make_variant("cross_entropy", 0, {"logits": [[2, 1, 0], [0, 0, 3]], "target": [1, 2]})
+    assert "summed_over_batch" not in by
+    batch = make_variant(TYPE, 0, {"logits": [[2, 1, 0], [0, 0, 3]], "target": [1, 2]})
     by = {m.name: m.answers for m in batch.mistakes}
     sb = np.asarray(batch.answers["probabilities"])
     y = np.array([[0, 1, 0], [0, 0, 1]])
@@ -128,15 +156,50 @@ def test_mistakes_reproduce_their_errors():
     assert by["predicted_class"]["loss"] == pytest.approx(predicted)
 
 
+BATCH = {"logits": [[2, 1, 0], [0, 0.5, 3], [1, -1, 0.2]], "target": [1, 0, 2]}
+
+
+def independent_pair(params, a, b):
+    """loss and grad_logits of two slips made together, computed here from torch's s."""
+    s = torch_softmax(params["logits"])
+    t = np.asarray(params["target"])
+    n = len(t)
+    y = np.eye(s.shape[1])[t]
+    p = s.max(axis=1) if "predicted_class" in (a, b) else s[np.arange(n), t]
+    losses = -np.log10(p) if "log10" in (a, b) else -np.log(p)
+    divisor = 1 if "summed_over_batch" in (a, b) else n
+    grad = (s if "grad_is_s" in (a, b) else s - y) / divisor
+    return losses.sum() / divisor, grad
+
+
+def test_log10_and_predicted_class_compose():
+    """The catalogue's compound case: log base 10 of the predicted class's probability."""
+    ex, by = get(TYPE), slips_by_name(BATCH)
+    assert set(by["log10"].swaps).isdisjoint(by["predicted_class"].swaps)
+    values = ex.values(BATCH, [by["log10"], by["predicted_class"]])
+    s = torch_softmax(BATCH["logits"])
+    assert values["loss"] == pytest.approx(-np.log10(s.max(axis=1)).mean(), rel=1e-12)
+    np.testing.assert_allclose(values["grad_logits"], (s - np.eye(3)[[1, 0, 2]]) / 3)
+
+
+@pytest.mark.parametrize("a, b", list(itertools.combinations(
+    ["log10", "predicted_class", "grad_is_s", "summed_over_batch"], 2)))
+def test_every_pair_of_slips_composes(a, b):
+    ex, by = get(TYPE), slips_by_name(BATCH)
+    values = ex.values(BATCH, [by[a], by[b]])
+    loss, grad = independent_pair(BATCH, a, b)
+    assert values["loss"] == pytest.approx(loss, rel=1e-12)
+    np.testing.assert_allclose(values["grad_logits"], grad, rtol=1e-12)
+
+
 def test_predicted_class_mistake_dropped_when_the_target_is_predicted():
-    v = make_variant("cross_entropy", 0, {"logits": [2, 1, 0], "target": 0})
+    v = make_variant(TYPE, 0, {"logits": [2, 1, 0], "target": 0})
     assert "predicted_class" not in {m.name for m in v.mistakes}
 
 
-def test_every_mistake_differs_from_the_answer():
-    for seed in SEEDS:
-        options = {"batch": 2} if seed % 2 else {}
-        v = make_variant("cross_entropy", seed, options=options)
+@pytest.mark.parametrize("options", SWEPT)
+def test_every_mistake_differs_from_the_answer(options):
+    for v in variants(options):
         names = {m.name for m in v.mistakes}
         assert {"log10", "grad_is_s"} <= names
         assert ("summed_over_batch" in names) == bool(options)
@@ -145,30 +208,134 @@ def test_every_mistake_differs_from_the_answer():
                 assert not np.allclose(value, v.answers[field], rtol=1e-2, atol=1e-3), m.name
 
 
-@pytest.mark.parametrize("options", [{}, {"batch": 3}])
-def test_draws_are_hand_friendly(options):
-    for seed in SEEDS:
-        v = make_variant("cross_entropy", seed, options=options)
+@pytest.mark.parametrize("given, target", [
+    ([0.5, 0.3, 0.4], 1),  # does not sum to 1
+    ([[0.2, 0.2, 0.2], [0.9, 0.05, 0.3]], [2, 0]),
+    ([[0.25, 0.7], [0.5, 0.5]], [[0, 1], [1, 0]]),
+])
+def test_loss_and_gradient_follow_a_students_probabilities(given, target):
+    """The grader re-runs the steps on a student's own (here non-normalised) probabilities."""
+    ex = get(TYPE)
+    params = {"logits": np.zeros(np.shape(given)).tolist(), "target": target}
+    values = ex.values(params, given={"probabilities": np.array(given)})
+    s = np.atleast_2d(given)
+    t = np.atleast_1d(target) if np.ndim(target) < np.ndim(given) else \
+        np.argmax(np.atleast_2d(target), axis=1)
+    y = np.eye(s.shape[1])[t]
+    assert values["loss"] == pytest.approx(-np.mean(np.log(s[np.arange(len(s)), t])))
+    grad = (s - y) / len(s)
+    np.testing.assert_allclose(values["grad_logits"], grad if np.ndim(given) == 2 else grad[0])
+
+
+@pytest.mark.parametrize("given, loss", [([0, 1, 0], 0), ([0.5, 0, 0.5], np.inf),
+                                         ([0.5, -0.2, 0.7], np.nan)])
+def test_meaningless_probabilities_give_no_number_and_no_error(given, loss):
+    """A log of 0 or of a negative number: inf or nan (no credit), never an exception or a
+    warning (warnings are errors here)."""
+    ex, params = get(TYPE), {"logits": [0, 0, 0], "target": 1}
+    by = slips_by_name(params)
+    for slips in ([], [by["log10"]], [by["predicted_class"], by["log10"]]):
+        values = ex.values(params, slips, given={"probabilities": np.array(given, float)})
+        np.testing.assert_allclose(values["grad_logits"], np.subtract(given, [0, 1, 0]))
+    values = ex.values(params, given={"probabilities": np.array(given, float)})
+    assert values["loss"] == pytest.approx(loss, nan_ok=True)
+
+
+def near(value, constant, margin=0.05):
+    return np.abs(value - constant) <= margin * np.maximum(np.abs(value), np.abs(constant))
+
+
+@pytest.mark.parametrize("options", OPTIONS)
+def test_draws_are_hand_friendly_and_clear_of_constants(options):
+    for v in variants(options):
         z = np.atleast_2d(v.params["logits"])
         assert np.all(np.round(z * 10) == z * 10) and z.min() >= -2 and z.max() <= 3
         top = np.sort(z, axis=-1)
         assert np.all(top[:, -1] > top[:, -2]), "tie for the largest logit"
         t = np.atleast_1d(v.params["target"])
         assert t.dtype.kind == "i" and np.all((0 <= t) & (t < z.shape[1]))
+        n = z.shape[1]
+        for name in ("probabilities", "grad_logits"):
+            for constant in (0, 1, 1 / n, z):
+                assert not near(np.atleast_2d(v.answers[name]), constant).any(), (v.seed, name)
+        for constant in (0, 1, 1 / n):
+            assert not near(v.answers["loss"], constant), v.seed
+
+
+def constant_answers(v):
+    """What a student writes without working: every field all zeros, all ones or the
+    uniform 1/n; or the logits copied as probabilities and gradient, with each of those
+    constants as the loss."""
+    z = np.asarray(v.params["logits"], dtype=float)
+    n = z.shape[-1]
+    out = {}
+    for name, c in (("zeros", 0.0), ("ones", 1.0), ("uniform", 1 / n)):
+        filled = np.full(z.shape, c).tolist()
+        out[name] = {"probabilities": filled, "loss": c, "grad_logits": filled}
+        out[f"logits, loss {name}"] = {"probabilities": z.tolist(), "loss": c,
+                                       "grad_logits": z.tolist()}
+    return out
+
+
+def share_of_points(v, answers):
+    """The share of the points that answers earn as the grader counts it (full carried-
+    forward credit for a field right throughout for the student's own probabilities);
+    fast enough for every variant of a sweep, checked against the grader below."""
+    ex = get(TYPE)
+    own = ex.answers(v.fields, ex.values(
+        v.params, given={"probabilities": np.asarray(answers["probabilities"], dtype=float)}))
+    share = 0.0
+    for f in v.fields:
+        given = np.ravel(answers[f.name]).astype(float)
+        right = entries_match(f.tolerance, given, np.ravel(v.answers[f.name]).astype(float))
+        if f.name != "probabilities" and not right.all() and \
+                entries_match(f.tolerance, given, np.ravel(own[f.name]).astype(float)).all():
+            right[:] = True
+        share += right.mean() / len(v.fields)
+    return share
+
+
+@pytest.mark.parametrize("options", SWEPT)
+def test_a_constant_answer_earns_at_most_a_tenth(options):
+    """Every variant of the sweep by share_of_points; every GRADED_EVERY-th also by the
+    real grader, carried-forward credit included."""
+    for i, v in enumerate(variants(options)):
+        for name, answers in constant_answers(v).items():
+            share = share_of_points(v, answers)
+            assert share <= MAX_CONSTANT_SCORE, (v.seed, name, share)
+            assert share == 0, (v.seed, name)  # the draws leave nothing to match
+            if i % GRADED_EVERY == 0:
+                assert grade_question(v, answers, 10).score == 0, (v.seed, name)
+
+
+@pytest.mark.parametrize("answers, share", [
+    ({"probabilities": [0.5, 0.25, 0.25], "loss": 0.2, "grad_logits": [0, 0, 0]}, 0),
+    ({"probabilities": [0.5, 0.25, 0.25], "loss": np.log(4), "grad_logits": [0.5, -0.75, 0.25]},
+     2 / 3),  # loss and gradient carried forward from wrong probabilities
+    ({"probabilities": [0.5, 0.25, 0.25], "loss": np.log(4), "grad_logits": [0.5, 0, 0.25]},
+     1 / 3),  # a gradient consistent only here and there earns nothing
+    ({"probabilities": "KEY", "loss": 0, "grad_logits": [0.09, -0.75, 0]}, 1 / 3 + 2 / 9),
+])
+def test_share_of_points_counts_as_the_grader(answers, share):
+    v = make_variant(TYPE, 0, {"logits": [0, 1, 2], "target": 1})
+    if answers["probabilities"] == "KEY":
+        answers = {**answers, "probabilities": v.answers["probabilities"]}
+    assert share_of_points(v, answers) == pytest.approx(share)
+    assert grade_question(v, answers, 10).score == pytest.approx(10 * share)
 
 
 def test_targets_are_drawn_over_all_classes():
-    seen = {make_variant("cross_entropy", s, options={"classes": 4}).params["target"]
-            for s in range(60)}
+    seen = {make_variant(TYPE, s, options={"classes": 4}).params["target"] for s in range(60)}
     assert seen == {0, 1, 2, 3}
 
 
 def test_deterministic_per_seed_and_json_round_trip():
     for seed in range(20):
         for options in ({}, {"batch": 2, "one_hot": True}):
-            v = make_variant("cross_entropy", seed, options=options)
-            assert v == make_variant("cross_entropy", seed, options=options)
+            v = make_variant(TYPE, seed, options=options)
+            assert v == make_variant(TYPE, seed, options=options)
             assert Variant.from_json(json.loads(json.dumps(v.to_json()))) == v
+    assert len({str(v.params) for v in variants({})}) > 200
 
 
 @pytest.mark.parametrize("target, ndim, classes", [
@@ -179,7 +346,7 @@ def test_deterministic_per_seed_and_json_round_trip():
     ([[0, 1, 0], [1, 0, 0]], 2, 3),
 ])
 def test_pinned_target_gets_logits_that_fit(target, ndim, classes):
-    v = make_variant("cross_entropy", 3, {"target": target})
+    v = make_variant(TYPE, 3, {"target": target})
     assert v.params["target"] == target
     z = np.asarray(v.params["logits"])
     assert z.ndim == ndim and z.shape[-1] >= 3
@@ -188,15 +355,15 @@ def test_pinned_target_gets_logits_that_fit(target, ndim, classes):
 
 
 def test_batch_option_reads_a_flat_pinned_target_as_indices():
-    v = make_variant("cross_entropy", 3, {"target": [0, 1]}, options={"batch": 2})
+    v = make_variant(TYPE, 3, {"target": [0, 1]}, options={"batch": 2})
     assert np.shape(v.params["logits"])[0] == 2
-    single = make_variant("cross_entropy", 3, {"target": [0, 1]})
+    single = make_variant(TYPE, 3, {"target": [0, 1]})
     assert np.shape(single.params["logits"]) == (2,)  # a valid one-hot vector
 
 
 def test_pinned_logits_get_a_target_in_range():
     for seed in range(30):
-        v = make_variant("cross_entropy", seed, {"logits": [[1, 2], [0, 3], [2, 2]]})
+        v = make_variant(TYPE, seed, {"logits": [[1, 2], [0, 3], [2, 2]]})
         assert v.params["logits"] == [[1, 2], [0, 3], [2, 2]]
         t = v.params["target"]
         assert len(t) == 3 and all(c in (0, 1) for c in t)
@@ -216,7 +383,7 @@ def test_pinned_logits_get_a_target_in_range():
 ])
 def test_bad_targets(target, message):
     with pytest.raises(ParamError, match=message):
-        make_variant("cross_entropy", 0, {"logits": [1, 2, 3], "target": target})
+        make_variant(TYPE, 0, {"logits": [1, 2, 3], "target": target})
 
 
 @pytest.mark.parametrize("target, message", [
@@ -226,22 +393,22 @@ def test_bad_targets(target, message):
 ])
 def test_bad_batch_targets(target, message):
     with pytest.raises(ParamError, match=message):
-        make_variant("cross_entropy", 0, {"logits": [[1, 2], [3, 4]], "target": target})
+        make_variant(TYPE, 0, {"logits": [[1, 2], [3, 4]], "target": target})
 
 
 def test_bad_parameters_and_options():
     with pytest.raises(ParamError, match="missing parameter 'target'"):
-        get("cross_entropy").check({"logits": [1, 2]})
+        get(TYPE).check({"logits": [1, 2]})
     with pytest.raises(ParamError, match="at least 2 numbers"):
-        make_variant("cross_entropy", 0, {"logits": [1], "target": 0})
+        make_variant(TYPE, 0, {"logits": [1], "target": 0})
     with pytest.raises(ParamError, match="at most 6 classes"):
-        make_variant("cross_entropy", 0, {"target": 9})
+        make_variant(TYPE, 0, {"target": 9})
     with pytest.raises(ParamError, match="option classes"):
-        make_variant("cross_entropy", 0, options={"classes": 9})
+        make_variant(TYPE, 0, options={"classes": 9})
 
 
 def test_templates_render_one_example():
-    v = make_variant("cross_entropy", 0, {"logits": [0, 1, 2], "target": 1})
+    v = make_variant(TYPE, 0, {"logits": [0, 1, 2], "target": 1})
     sheet = Sheet("T", "C", [Question(1, 3, v)])
     problem = render_document([sheet], solutions=False)
     assert "numbered from 0" in problem and "The target is class 1" in problem
@@ -257,7 +424,7 @@ def test_templates_render_one_example():
 
 
 def test_templates_render_a_batch():
-    v = make_variant("cross_entropy", 0, {"logits": [[0, 0], [0, np.log(3)]],
+    v = make_variant(TYPE, 0, {"logits": [[0, 0], [0, np.log(3)]],
                                           "target": [[1, 0], [1, 0]]})
     sheet = Sheet("T", "C", [Question(1, 3, v)])
     problem = render_document([sheet], solutions=False)
@@ -267,3 +434,24 @@ def test_templates_render_a_batch():
     assert r"L = \frac{1}{2}(0.6931 + 1.386) = \mathbf{1.04}" in solution
     assert r"\tfrac{1}{2}\bigl(" in solution and r"divided by $N = 2$" in solution
     assert r"\texttt{grad\_logits} &= \begin{bmatrix}" in solution
+
+
+def test_worked_solution_reads_the_step_values():
+    ex = get(TYPE)
+    params = {"logits": [0, 1, 2], "target": 1}
+    values = ex.values(params)
+    values["target_probabilities"] = np.float64(0.125)  # values no recomputation would give
+    values["example_losses"] = np.float64(2.5)
+    values["loss"] = 2.5
+    values["grad_logits"] = np.array([0.5, -0.75, 0.25])
+    steps = ex.worked(params, values)
+    assert steps["terms"] == [{"t": 1, "s": "0.125", "loss": "2.5"}]
+    assert steps["answers"]["loss"] == "2.5"
+    assert steps["grads"][0]["g"] == r"\left(0.5,\ -0.75,\ 0.25\right)"
+
+
+@pytest.mark.parametrize("options", OPTIONS)
+def test_solutions_render_for_many_variants(options):
+    for v in variants(options)[:10]:
+        text = render_document([Sheet("T", "C", [Question(1, 3, v)])], solutions=True)
+        assert r"\texttt{grad\_logits}" in text and v.field("loss")

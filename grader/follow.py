@@ -1,0 +1,191 @@
+"""Following a student's own values along the solution's steps, and naming mistakes.
+
+:class:`Steps` re-runs the stored variant's type on one student's values (the
+grader calls pure steps; it never draws a variant again):
+
+* a field wrong against the key is recomputed from the student's own values of the
+  steps it depends on, transitively through steps they did not give
+  (:func:`deepdrill.generator.steps.rerun`); where it matches, it was done right from
+  those values;
+* what is still wrong gets one diagnosis for the question: the stored mistakes
+  first, then each slip and each pair of slips made on the student's own values,
+  the one explaining the most fields first.
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from typing import Any
+
+import numpy as np
+
+from deepdrill.generator.exercise import get  # the grader may call a type's pure steps
+from deepdrill.generator.steps import frontier
+from deepdrill.model.fields import Field, Kind, flatten, shape_of
+from deepdrill.model.tolerance import entries_match
+from deepdrill.model.variant import Mistake, Variant
+
+from .reading import Reading, flat, parts, read_leaves
+
+
+class Steps:
+    """The stored variant's type, re-run on one student's values."""
+
+    def __init__(self, variant: Variant, readings: dict[str, Reading]):
+        self.variant, self.readings = variant, readings
+        self.exercise = get(variant.type)
+        self.graph = self.exercise.graph(variant.params)
+        self.given = self._given_steps()
+        self.wrong = [r for r in readings.values() if _has_wrong_entries(r)]
+
+    def follow(self) -> None:
+        if self.given and self.wrong:
+            self._own_values()
+        self._diagnose()
+
+    def _given_steps(self) -> dict[str, Any]:
+        """The student's values that can feed a step: readable, complete, the key's shape."""
+        given: dict[str, Any] = {}
+        for r in self.readings.values():
+            if r.values is None:
+                continue
+            for step, (start, stop), shape in parts(r.field):
+                part = r.values[start:stop]
+                if np.isnan(part).any():
+                    continue
+                value = part.astype(np.int64) if r.field.kind is Kind.INTEGER else part
+                given[step] = value.reshape(shape) if shape else value[0]
+        return given
+
+    def _rerun(self, slips: tuple = ()) -> dict[str, Any] | None:
+        """Every step recomputed from the student's given values (None if they cannot feed
+        the steps: a student's number may make a step meaningless, never an error)."""
+        try:
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return self.exercise.values(self.variant.params, slips, given=self.given)
+        except Exception:  # noqa: BLE001  (student values that cannot feed a step: no credit)
+            return None
+
+    def _own_values(self) -> None:
+        recomputed = self._rerun()
+        if recomputed is None:
+            return
+        for r in self.wrong:
+            r.rounded, r.carried = np.zeros_like(r.ok), np.zeros_like(r.ok)
+            for step, (start, stop), _ in parts(r.field):
+                self._credit_step(r, step, slice(start, stop), recomputed)
+
+    def _credit_step(self, r: Reading, step: str, entries: slice, recomputed: dict) -> None:
+        """Entries of one step right from the student's own values of its inputs: right
+        when those values were right (rounded), carried forward when they were wrong, and
+        then only when the whole step is consistent (a constant answer matching here and
+        there by chance earns nothing)."""
+        inputs = frontier(self.graph, step, self.given)
+        theirs = flat(recomputed.get(step), entries.stop - entries.start) if inputs else None
+        if theirs is None:
+            return
+        readable = r.readable[entries]
+        match = np.zeros(len(theirs), dtype=bool)
+        match[readable] = entries_match(r.field.tolerance, r.values[entries][readable],
+                                        theirs[readable])
+        match &= ~r.ok[entries]
+        wrong_inputs = [name for name in inputs if not self._is_right(name)]
+        if not wrong_inputs:
+            r.rounded[entries] = match
+        elif (match | r.ok[entries]).all() and match.any():
+            r.carried[entries] = match
+            r.consistent_with.update({n: _jsonable(self.given[n]) for n in wrong_inputs})
+
+    def _is_right(self, step: str) -> bool:
+        for r in self.readings.values():
+            for name, (start, stop), _ in parts(r.field):
+                if name == step:
+                    return r.ok is not None and bool(r.ok[start:stop].all())
+        return False
+
+    # -- naming mistakes -----------------------------------------------------------
+
+    def _diagnose(self) -> None:
+        """One diagnosis for the question: stored mistakes first, then each slip and each
+        pair of slips made on the student's own values, greedily by fields explained."""
+        open_ = [r for r in self.readings.values() if _needs_diagnosis(r)]
+        if not open_:
+            return
+        self._assign(open_, [(m, m.answers) for m in self.variant.mistakes])
+        open_ = [r for r in open_ if r.mistake is None]
+        if not open_ or not any(r.readable.any() for r in open_):
+            return
+        slips = self.exercise.slips(self.variant.params)
+        for groups in ([(s,) for s in slips], itertools.combinations(slips, 2)):
+            self._assign(open_, self._made(groups, [r.field for r in open_]))
+            open_ = [r for r in open_ if r.mistake is None]
+            if not open_:
+                return
+
+    def _made(self, groups: Any, fields: list[Field]) -> list[tuple[Mistake, dict]]:
+        """What the student's fields would be had they made each group of slips (on their
+        own values of the other steps)."""
+        out = []
+        for group in groups:
+            values = self._rerun(tuple(group))
+            if values is None:
+                continue
+            try:
+                answers = self.exercise.answers(fields, values)
+            except Exception:  # noqa: BLE001  (a slip's steps on a student's values)
+                continue
+            m = Mistake("+".join(s.name for s in group),
+                        " and ".join(s.feedback for s in group), answers)
+            out.append((m, answers))
+        return out
+
+    def _assign(self, open_: list[Reading], candidates: list[tuple[Mistake, dict]]) -> None:
+        while True:
+            best, best_fields = None, []
+            for m, answers in candidates:
+                explained = [r for r in open_ if r.mistake is None and
+                             r.field.name in answers and _explains(r, answers[r.field.name])]
+                if len(explained) > len(best_fields):
+                    best, best_fields = m, explained
+            if best is None:
+                return
+            for r in best_fields:
+                r.mistake = best
+
+
+def _has_wrong_entries(r: Reading) -> bool:
+    return r.ok is not None and not bool(r.ok.all())
+
+
+def _needs_diagnosis(r: Reading) -> bool:
+    if r.shape_problem:
+        return True
+    return r.ok is not None and not bool(r.credited.all()) and bool(r.readable.any())
+
+
+def _explains(r: Reading, value: Any) -> bool:
+    """Whether a mistake's value is what the student gave: on every entry given, and on
+    a wrong shape only when the shapes agree."""
+    if value is None:
+        return False
+    if r.shape_problem:
+        if shape_of(value) != shape_of(r.given):
+            return False
+        values, errors = read_leaves(r.field, flatten(r.given))
+        if errors:
+            return False
+        theirs = flat(value, len(values))
+        return theirs is not None and bool(np.all(entries_match(r.field.tolerance, values, theirs)))
+    if not (r.readable & ~r.credited).any():
+        return False  # nothing wrong to explain
+    given = r.readable  # and every entry given must be the mistake's, right ones included
+    theirs = flat(value, len(r.values))
+    if theirs is None or not np.isfinite(theirs[given]).all():
+        return False
+    return bool(np.all(entries_match(r.field.tolerance, r.values[given], theirs[given])))
+
+
+def _jsonable(value: Any) -> Any:
+    return np.asarray(value).tolist()

@@ -1,0 +1,187 @@
+"""Reading a student's value of one field against the stored key.
+
+Nothing here raises on a student's value: a value of the wrong shape, text where a
+number belongs or a NaN becomes a message, and the rest is still read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from deepdrill.model.fields import (Field, Kind, describe_shape, flatten, is_ragged, shape_of,
+                                    size)
+from deepdrill.model.tolerance import entries_match
+from deepdrill.model.variant import Mistake
+
+from .numbers import NonFinite, NotANumber, parse_integer, parse_number
+
+MAX_ECHO = 2000  # leaves of a given value echoed back in the report
+_PLAIN = (int, float)
+
+
+@dataclass
+class Reading:
+    """A student's value of one field, read against the key."""
+
+    field: Field
+    share: float  # the field's points
+    given: Any  # as submitted
+    echo: Any = None
+    values: np.ndarray | None = None  # flat floats in the key's order, NaN where unreadable
+    errors: dict[int, str] = field(default_factory=dict)
+    ok: np.ndarray | None = None  # matches the key
+    # right from the student's own values of the steps it depends on, when those were
+    # right (rounded): full credit; when they were wrong: carried-forward credit
+    rounded: np.ndarray | None = None
+    carried: np.ndarray | None = None
+    consistent_with: dict[str, Any] = field(default_factory=dict)
+    shape_problem: str | None = None
+    mistake: Mistake | None = None
+    key_value: Any = None
+
+    @property
+    def readable(self) -> np.ndarray:
+        return ~np.isnan(self.values) if self.values is not None else np.zeros(0, bool)
+
+    @property
+    def credited(self) -> np.ndarray:
+        if self.ok is None:
+            return np.zeros(size(self.field.shape), bool)
+        out = self.ok
+        for extra in (self.rounded, self.carried):
+            if extra is not None:
+                out = out | extra
+        return out
+
+    @property
+    def complete(self) -> bool:
+        return self.ok is not None and bool(self.credited.all())
+
+
+def read_field(f: Field, expected: Any, given: Any, share: float) -> Reading:
+    r = Reading(f, share, given, key_value=expected)
+    if given is None:
+        return r
+    leaves = flatten(given)  # once: conform() keeps their order, echo and parsing reuse them
+    if given == expected and all(type(x) in _PLAIN for x in leaves):
+        # Exactly the key, in plain JSON numbers (type() also keeps out True == 1): the
+        # common case for counts, shapes and integer maps needs no parsing or tolerance.
+        r.echo, r.values = given, np.asarray(leaves, dtype=float)
+        r.ok = np.ones(len(leaves), dtype=bool)
+        return r
+    r.echo = echo_value(given, leaves)
+    want_shape = shape_of(expected)
+    if conform(given, want_shape) is None:
+        r.shape_problem = f"expected {describe_shape(want_shape)}, got {describe_given(given)}"
+        return r
+    r.values, r.errors = read_leaves(f, leaves)
+    want = np.asarray(flatten(expected), dtype=float)
+    r.ok = np.zeros(len(want), dtype=bool)
+    readable = r.readable
+    r.ok[readable] = entries_match(f.tolerance, r.values[readable], want[readable])
+    return r
+
+
+def conform(given: Any, want_shape: list) -> Any | None:
+    """The given value arranged in the expected shape, or None if it cannot be.
+
+    Lenient about size-1 dimensions only: ``[2.5]`` for a number, or a
+    single-channel map wrapped in one more list.
+    """
+    got_shape = shape_of(given)
+    if got_shape == want_shape:
+        return given
+    if is_ragged(want_shape) or is_ragged(got_shape):
+        return None
+    if [d for d in got_shape if d != 1] != [d for d in want_shape if d != 1]:
+        return None
+    if not want_shape:
+        return flatten(given)[0]
+    return np.asarray(flatten(given), dtype=object).reshape(want_shape).tolist()
+
+
+def read_leaves(f: Field, leaves: list[Any]) -> tuple[np.ndarray, dict[int, str]]:
+    """Each leaf as a float (NaN where unreadable), and the messages for the unreadable ones."""
+    parse = parse_integer if f.kind is Kind.INTEGER else parse_number
+    out = np.full(len(leaves), np.nan)
+    errors: dict[int, str] = {}
+    for i, leaf in enumerate(leaves):
+        try:
+            out[i] = parse(leaf)
+        except NotANumber as err:
+            errors[i] = str(err)
+    return out, errors
+
+
+def describe_given(value: Any) -> str:
+    if not isinstance(value, list):
+        return kind_of(value)
+    s = shape_of(value)
+    return describe_shape(s) if size(s) <= 10_000 else f"a list of {len(value)} items"
+
+
+def kind_of(value: Any) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, NonFinite):
+        return value.text
+    return "a number" if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        else type(value).__name__
+
+
+def echo_value(value: Any, leaves: list[Any] | None = None) -> Any:
+    """The student's value made safe to store in a JSON report (bounded in size)."""
+    if not isinstance(value, list):
+        return _echo_leaf(value)
+    leaves = flatten(value) if leaves is None else leaves
+    if len(leaves) > MAX_ECHO:
+        return f"<{describe_given(value)}, not shown>"
+    if all(_echo_leaf(v) is v for v in leaves):
+        return value  # the common case: plain numbers and short strings, kept as given
+    return [echo_value(v) for v in value]
+
+
+def _echo_leaf(value: Any) -> Any:
+    if isinstance(value, NonFinite):
+        return value.text
+    if isinstance(value, dict):
+        return "<an object, not shown>"
+    if isinstance(value, str) and len(value) > 80:
+        return value[:77] + "..."
+    return value
+
+
+
+def parts(f: Field) -> list[tuple[str, tuple[int, int], list[int]]]:
+    """Each step a field reads, with its slice of the flat entries and its shape."""
+    if not f.parts:
+        return [(f.name, (0, size(f.shape)), f.shape)]
+    out, start = [], 0
+    shapes = f.shape if is_ragged(f.shape) else [f.shape[1:]] * len(f.parts)
+    for step, shape in zip(f.parts, shapes):
+        n = size(shape)
+        out.append((step, (start, start + n), shape))
+        start += n
+    return out
+
+
+def flat(value: Any, n: int) -> np.ndarray | None:
+    """A step's value as n flat floats, or None when it cannot be (wrong size, not numbers)."""
+    if value is None:
+        return None
+    try:
+        if isinstance(value, (list, tuple)) and any(isinstance(v, (list, tuple, np.ndarray))
+                                                    for v in value):
+            arr = np.concatenate([np.ravel(np.asarray(v, dtype=float)) for v in value])
+        else:
+            arr = np.ravel(np.asarray(value, dtype=float))
+    except (TypeError, ValueError):
+        return None
+    return arr if arr.size == n else None
