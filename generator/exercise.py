@@ -246,6 +246,21 @@ def require(params: Mapping[str, Any], *names: str) -> None:
             raise ParamError(f"missing parameter {name!r}")
 
 
+def numbers(value: Any, name: str) -> np.ndarray:
+    """A parameter as a float array of finite numbers (rows of equal length), or a
+    ParamError saying so (for ``check``; booleans and text are not numbers)."""
+    try:
+        arr = np.asarray(value)
+        ok = arr.dtype.kind in "iuf" and bool(np.all(np.isfinite(arr)))
+    except (TypeError, ValueError):  # ragged rows
+        ok = False
+    if not ok:
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        raise ParamError(f"{name} must be made of finite numbers (lists of numbers, rows of "
+                         f"equal length), not {shown}")
+    return arr.astype(float)
+
+
 def int_option(name: str, value: Any, low: int, high: int) -> int:
     """A whole-number option within [low, high], or ParamError saying so."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or \

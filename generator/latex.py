@@ -121,3 +121,23 @@ def count(n: Any) -> Tex:
 
 def shape(dims: Iterable[int]) -> Tex:
     return Tex("(" + ", ".join(str(int(d)) for d in dims) + ")")
+
+
+def plus(v: float) -> Tex:
+    """A term added to a sum: ``+ 2`` or ``- 0.5``."""
+    return Tex(f"- {num(-v)}" if v < 0 else f"+ {num(v)}")
+
+
+def signed_sum(values: Iterable[Any]) -> Tex:
+    """``1 + 3 - 2 + 0.5``: a sum written as a student writes it."""
+    first, *rest = list(values)
+    return Tex(" ".join([num(first), *(plus(v) for v in rest)]))
+
+
+def relation(value: float) -> Tex:
+    """``=`` when the printed number is the value itself, else ``\\approx``."""
+    try:
+        exact = math.isclose(float(num(value)), value, rel_tol=1e-12, abs_tol=1e-12)
+    except ValueError:  # printed as a power of ten
+        exact = False
+    return Tex("=" if exact else r"\approx")

@@ -5,29 +5,21 @@ feature normalised over the batch); ``gamma`` and ``beta`` are numbers, or one p
 feature for N x D. The variance is the population variance (divide by N) and the
 normalised values are (x - mean) / sqrt(variance + eps).
 
-Random batches come from precomputed *shapes*: small integer batches whose mean is
-whole (half for N = 4, which has too few otherwise) and whose standard deviation is a
-whole or half number (never 1), so every step can be done exactly by hand. A shape is
-shifted, shuffled and sometimes halved. N = 3 cannot be made exact: with deviations
-(a, b, -a - b) a rational sigma needs a^2 + ab + b^2 = 6 t^2, impossible but for 0
-(a^2 + ab + b^2 holds the factor 2 an even number of times, 6 t^2 an odd number). So
-N = 3 is drawn only on request, with a whole variance and sigma = sqrt(variance) to
-four figures.
+Random batches are exact by hand (:mod:`deepdrill.generator.batches`): a whole or
+half mean and standard deviation, so every step can be done on paper.
 """
 
 from __future__ import annotations
 
-import functools
-import itertools
-import math
-from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
 from deepdrill.errors import ParamError
 from deepdrill.generator import latex
-from deepdrill.generator.exercise import Exercise, int_option, jsonable, register, require
+from deepdrill.generator.exercise import (Exercise, int_option, jsonable, numbers, register,
+                                          require)
+from deepdrill.generator.batches import shifted_shape
 from deepdrill.generator.randomness import choice, decimals, draw_until
 from deepdrill.generator.steps import Slip, Step
 from deepdrill.model.fields import real
@@ -35,11 +27,6 @@ from deepdrill.model.fields import real
 SIZES = (4, 5, 6)  # N of a random batch; N = 3 only through the option n
 MIN_N, MAX_N = 3, 6
 MAX_FEATURES = 4
-MAX_SPAN = 12  # largest minus smallest value of a drawn feature (squares stay small)
-MIN_DISTINCT = 3  # at least three different values, so x_hat is not just +-1
-MIN_SHAPES = 8  # fewer shapes with a whole mean than this: half means are allowed too
-MEAN_LOW, MEAN_HIGH = -1, 5  # whole part of a drawn feature's mean
-HALVED_SHARE = 0.25  # share of features drawn as halves (values like 1.5)
 GAMMAS = (0.5, 1, 1.5, 2, 3)
 NEGATIVE_GAMMAS = (-0.5, -1, -2)
 NEGATIVE_SHARE = 0.15
@@ -143,55 +130,11 @@ def _snap(values: np.ndarray, scale: np.ndarray) -> np.ndarray:
     return np.where(np.abs(values) <= CANCELLATION * scale, 0.0, values)
 
 
-@functools.cache
-def batch_shapes(n: int) -> tuple[tuple[int, ...], ...]:
-    """Sorted batches of n integers from 0 to MAX_SPAN, starting at 0, that are exact by hand.
-
-    N >= 4: a whole mean (a half one only where whole means give fewer than MIN_SHAPES
-    shapes: N = 4 has just two) and a standard deviation that is a whole or half number
-    other than 1 (so dividing by the variance is a visibly different mistake). N = 3: a
-    whole mean and a whole variance, the best there is (see the module docstring).
-    """
-    whole = _exact_shapes(n, half_means=False)
-    return whole if len(whole) >= MIN_SHAPES or n == 3 else _exact_shapes(n, half_means=True)
-
-
-def _exact_shapes(n: int, half_means: bool) -> tuple[tuple[int, ...], ...]:
-    out = []
-    for rest in itertools.combinations_with_replacement(range(MAX_SPAN + 1), n - 1):
-        x = (0, *rest)
-        mean = Fraction(sum(x), n)
-        if len(set(x)) < MIN_DISTINCT or ((2 if half_means else 1) * mean).denominator != 1:
-            continue
-        var = sum((v - mean) ** 2 for v in x) / n
-        if n == 3:
-            exact = var.denominator == 1
-        else:
-            four_var = 4 * var  # (2 sigma)^2 must be a perfect square
-            root = math.isqrt(four_var.numerator)
-            exact = four_var.denominator == 1 and root * root == four_var and root != 2
-        if exact:
-            out.append(x)
-    return tuple(out)
-
-
 def draw_feature(rng: np.random.Generator, n: int) -> np.ndarray:
     """n values for one feature: a shape shuffled and shifted, sometimes halved; drawn
     again until no constant answer gets far (see :func:`no_free_points`)."""
-    return draw_until(rng, lambda r: _shifted_shape(r, n), no_free_points, tries=MAX_DRAWS,
+    return draw_until(rng, lambda r: shifted_shape(r, n), no_free_points, tries=MAX_DRAWS,
                       refusal=f"no hand-friendly batch of {n} values found")
-
-
-def _shifted_shape(rng: np.random.Generator, n: int) -> np.ndarray:
-    x = np.array(choice(rng, batch_shapes(n)), dtype=float)
-    rng.shuffle(x)
-    x += int(rng.integers(MEAN_LOW, MEAN_HIGH, endpoint=True)) - math.floor(x.mean())
-    sd = x.std()
-    # Halve only where the mean stays a whole or half number and sigma / 2 is not 1.
-    halvable = n > 3 and x.mean().is_integer() and sd.is_integer() and sd != 2
-    if halvable and rng.random() < HALVED_SHARE:
-        x /= 2
-    return x
 
 
 def no_free_points(x: np.ndarray) -> bool:
@@ -240,13 +183,13 @@ class BatchnormForward(Exercise):
             d = _feature_count(options, pinned)
             cols = [draw_feature(rng, n) for _ in range(d or 1)]
             p["x"] = np.stack(cols, axis=1) if d else cols[0]
-        x = _numbers(p["x"], "x")
+        x = numbers(p["x"], "x")
         width = x.shape[1] if x.ndim == 2 else None
         if "gamma" not in p:
             g = [draw_gamma(rng) for _ in range(width or 1)]
             p["gamma"] = g if width else g[0]
         if "beta" not in p:
-            gammas = np.ravel(_numbers(p["gamma"], "gamma"))
+            gammas = np.ravel(numbers(p["gamma"], "gamma"))
             if gammas.size != (width or 1):  # one gamma for every feature, or check() says so
                 gammas = np.resize(gammas, width or 1)
             b = [draw_beta(rng, g, xh) for g, xh in zip(gammas, _normalized_columns(x, p["eps"]))]
@@ -256,19 +199,19 @@ class BatchnormForward(Exercise):
     def check(self, params):
         p = {"eps": 0, **params}
         require(p, "x", "gamma", "beta")
-        x = _numbers(p["x"], "x")
+        x = numbers(p["x"], "x")
         if x.ndim not in (1, 2) or x.shape[0] < 2 or x.size == 0:
             raise ParamError("x must be a list of at least 2 numbers (one feature) or an "
                              "N x D list of rows (N >= 2 examples, D features)")
         width = x.shape[1] if x.ndim == 2 else None
         for name in ("gamma", "beta"):
-            v = _numbers(p[name], name)
+            v = numbers(p[name], name)
             if width is None and v.ndim != 0:
                 raise ParamError(f"{name} must be a single number when x is one feature (1-D)")
             if v.ndim > 1 or (v.ndim == 1 and v.size != width):
                 raise ParamError(f"{name} must be a number or a list of one value per "
                                  f"feature ({width})")
-        eps = _numbers(p["eps"], "eps")
+        eps = numbers(p["eps"], "eps")
         if eps.ndim != 0 or eps < 0:
             raise ParamError("eps must be a single number, at least 0")
         flat = np.var(x, axis=0) + float(eps) == 0
@@ -330,59 +273,24 @@ def feature_steps(v: dict[str, Any], gamma: float, beta: float, eps: float) -> d
     x, dev, sq = v["x"], v["deviations"], v["squares"]
     mean, var, sd = float(v["mean"]), float(v["variance"]), float(v["std"])
     return {
-        "n": len(x), "sum": _signed_sum(x), "total": latex.num(v["total"]),
-        "mean_rel": _rel(mean), "mean": latex.num(mean),
-        "squares": _signed_sum(sq), "square_total": latex.num(sq.sum()),
-        "var_rel": _rel(var), "var": latex.num(var),
+        "n": len(x), "sum": latex.signed_sum(x), "total": latex.num(v["total"]),
+        "mean_rel": latex.relation(mean), "mean": latex.num(mean),
+        "squares": latex.signed_sum(sq), "square_total": latex.num(sq.sum()),
+        "var_rel": latex.relation(var), "var": latex.num(var),
         "eps": latex.num(eps) if eps else None,
-        "std_rel": _rel(sd), "std": latex.num(sd),
+        "std_rel": latex.relation(sd), "std": latex.num(sd),
         "gamma": latex.num(gamma), "beta": latex.num(beta),
         "rows": [{"x": latex.num(xi), "d": latex.num(d), "sq": latex.num(s2),
-                  "xhat_rel": _rel(h), "xhat": latex.num(h),
+                  "xhat_rel": latex.relation(h), "xhat": latex.num(h),
                   "y_terms": latex.Tex(rf"{latex.num(gamma)}\cdot {latex.term(h)} "
-                                       f"{_plus(beta)}"),
-                  "y_rel": _rel(y), "y": latex.num(y)}
+                                       f"{latex.plus(beta)}"),
+                  "y_rel": latex.relation(y), "y": latex.num(y)}
                  for xi, d, s2, h, y in zip(x, dev, sq, v["normalized"], v["output"])],
     }
 
 
-def _signed_sum(values: np.ndarray) -> latex.Tex:
-    """1 + 3 - 2 + 0.5: a sum written as a student writes it."""
-    text = latex.num(values[0])
-    for v in values[1:]:
-        text += f" {_plus(v)}"
-    return latex.Tex(text)
-
-
-def _plus(v: float) -> str:
-    return f"- {latex.num(-v)}" if v < 0 else f"+ {latex.num(v)}"
-
-
-def _rel(value: float) -> latex.Tex:
-    """'=' when the printed number is the value itself, else '\\approx'."""
-    try:
-        exact = math.isclose(float(latex.num(value)), value, rel_tol=1e-12, abs_tol=1e-12)
-    except ValueError:  # printed as a power of ten
-        exact = False
-    return latex.Tex("=" if exact else r"\approx")
-
-
 def _vector_or_number(v: Any) -> latex.Tex:
     return latex.row(np.ravel(v)) if np.ndim(v) else latex.num(v)
-
-
-def _numbers(value: Any, name: str) -> np.ndarray:
-    """A parameter as a float array of finite numbers, or a ParamError saying so."""
-    try:
-        arr = np.asarray(value)
-        ok = arr.dtype.kind in "iuf"
-        arr = arr.astype(float) if ok else arr
-    except (TypeError, ValueError):  # ragged rows
-        ok = False
-    if not ok or not np.all(np.isfinite(arr)):
-        raise ParamError(f"{name} must be made of finite numbers (rows of equal length), "
-                         f"not {str(value)[:60]}")
-    return arr
 
 
 def _normalized_columns(x: np.ndarray, eps: Any) -> np.ndarray:

@@ -29,7 +29,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from deepdrill.errors import ParamError
 from deepdrill.generator import latex
-from deepdrill.generator.exercise import Exercise, int_option, jsonable, register, require
+from deepdrill.generator.exercise import (Exercise, int_option, jsonable, numbers, register,
+                                          require)
 from deepdrill.generator.layers import output_size
 from deepdrill.generator.randomness import choice, draw_batch_until, ints
 from deepdrill.generator.steps import Slip, Step
@@ -361,15 +362,8 @@ FORMS = {"input": ((2, 3), "2-D (H, W) or 3-D (C, H, W)"),
 
 
 def _array(value: Any, name: str) -> np.ndarray:
-    """A parameter as a non-empty float array of finite numbers, or ParamError saying so."""
-    try:
-        arr = np.asarray(value)
-        ok = arr.dtype.kind in "iuf" and bool(np.all(np.isfinite(arr)))
-    except (TypeError, ValueError):  # ragged rows
-        ok = False
-    if not ok:
-        raise ParamError(f"{name} must be made of finite numbers (rows of equal length), "
-                         f"not {str(value)[:60]}")
+    """A parameter as a non-empty array of finite numbers of the right rank, or ParamError."""
+    arr = numbers(value, name)
     if arr.ndim not in FORMS[name][0] or not arr.size:
         raise ParamError(f"{name} must be {FORMS[name][1]}")
-    return arr.astype(float)
+    return arr

@@ -20,7 +20,8 @@ import numpy as np
 
 from deepdrill.errors import ParamError
 from deepdrill.generator import latex
-from deepdrill.generator.exercise import Exercise, int_option, jsonable, register, require
+from deepdrill.generator.exercise import (Exercise, int_option, jsonable, numbers, register,
+                                          require)
 from deepdrill.generator.randomness import choice, decimals, draw_until, ints
 from deepdrill.generator.steps import NotApplicable, Slip, Step, Values
 from deepdrill.model.fields import real
@@ -162,19 +163,6 @@ def draw_logits(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     rows = draw_logit_rows(rng, shape[-1], [hand_friendly] * (shape[0] if len(shape) == 2
                                                                 else 1))
     return rows if len(shape) == 2 else rows[0]
-
-
-def numbers(value: Any, name: str) -> np.ndarray:
-    """A parameter as a float array; ParamError unless it is (nested lists of) numbers."""
-    try:
-        arr = np.asarray(value)
-    except (TypeError, ValueError):  # ragged lists
-        arr = None
-    if arr is None or arr.dtype.kind not in ("i", "u", "f"):  # not bools, not strings
-        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
-        raise ParamError(f"{name} must be made of numbers (lists of numbers, rows of equal "
-                         f"length), not {shown}")
-    return arr.astype(float)
 
 
 def check_logits(logits: Any) -> np.ndarray:

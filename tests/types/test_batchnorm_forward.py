@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from deepdrill.errors import ParamError
 from deepdrill.generator.exercise import make_variant
 from deepdrill.generator.render import Question, Sheet, render_document
-from deepdrill.generator.types.batchnorm_forward import GAMMAS, NEGATIVE_GAMMAS, batch_shapes
+from deepdrill.generator.batches import batch_shapes
+from deepdrill.generator.types.batchnorm_forward import GAMMAS, NEGATIVE_GAMMAS
 from deepdrill.model.variant import Variant
 
 

@@ -378,8 +378,8 @@ def test_pinned_logits_get_a_target_in_range():
     ([[1, 0, 0]], "for one example"),
     ([0.5, 0.5, 0], "exactly one 1"),
     ([1, 1, 0], "exactly one 1"),
-    ("a", "made of numbers"),
-    (True, "made of numbers"),
+    ("a", "made of finite numbers"),
+    (True, "made of finite numbers"),
 ])
 def test_bad_targets(target, message):
     with pytest.raises(ParamError, match=message):

@@ -173,8 +173,8 @@ def test_a_constant_answer_earns_at_most_a_tenth(options):
     ([], "at least 2 numbers"),
     ([[[1, 2]]], "at least 2 numbers"),
     ([[1, 2], [3]], "rows of equal length"),
-    (["1", "2"], "made of numbers"),
-    ("x", "made of numbers"),
+    (["1", "2"], "made of finite numbers"),
+    ("x", "made of finite numbers"),
     ([float("nan"), 1], "finite"),
     ([1, 100], "|z| <= 50"),
 ])
