@@ -58,8 +58,9 @@ class Exercise:
         right shape: the grader feeds them a student's values)."""
         raise NotImplementedError
 
-    def fields(self, params: dict[str, Any]) -> list[Field]:
-        """The answer fields, each reading the step of its name (or its ``parts``)."""
+    def fields(self, params: dict[str, Any], values: Values) -> list[Field]:
+        """The answer fields, each reading the step of its name (or its ``parts``);
+        ``values`` (every step's value) serves for shapes and entry weights."""
         raise NotImplementedError
 
     def slips(self, params: dict[str, Any]) -> list[Slip]:
@@ -179,7 +180,7 @@ def make_variant(type_id: str, seed: int, pinned: Mapping[str, Any] | None = Non
         drawn = ex.check(ex.sample(np.random.default_rng(seed), pinned, opts))
         params = {k: drawn[k] for k in ex.params if k in drawn}  # the catalogue's order
         values = ex.values(params)
-        fields = ex.fields(params)
+        fields = ex.fields(params, values)
         answers = ex.answers(fields, values)
         fields = _with_tolerances(fields, tolerances or {}, answers)
         mistakes = _distinct_mistakes(ex, params, fields, answers)

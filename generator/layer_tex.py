@@ -1,8 +1,9 @@
 """How a worked solution writes a layer and its counts: shared by the types that count with layers.
 
-Each function takes a :class:`~deepdrill.generator.layers.LayerRow` (a layer and the
-shape it receives) and returns trusted inline math with the numbers filled in,
-the way a TA writes the count on the board: ``$6\\cdot(5\\cdot 5\\cdot 1) + 6 = 156$``.
+Each function takes a :class:`~deepdrill.generator.layers.LayerRow` (a layer, the
+shape it receives and its counted values, read from the solution's steps) and
+returns trusted inline math with the numbers filled in, the way a TA writes the
+count on the board: ``$6\\cdot(5\\cdot 5\\cdot 1) + 6 = 156$``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import math
 from collections.abc import Sequence
 
 from . import latex
-from .layers import BatchNorm, Conv, Dense, Layer, LayerRow
+from .layers import BatchNorm, Conv, Dense, Flatten, Layer, LayerRow, Pool
 
 
 def label(layer: Layer) -> str:
@@ -52,3 +53,30 @@ def product(factors: Sequence[int]) -> str:
     """``a\\cdot b\\cdot c`` (math mode, no result)."""
     return r"\cdot ".join(str(int(f)) for f in factors)
 
+
+def size_tex(row: LayerRow) -> latex.Tex:
+    """How the output shape comes about, as inline math (or words)."""
+    layer, shape = row.layer, row.input_shape
+    if isinstance(layer, (Conv, Pool)):
+        (_, h, w), (_, ho, wo) = shape, row.output_shape
+        formula = _size_formula(h, layer, ho)
+        if h == w:
+            return latex.Tex(f"${formula}$")
+        return latex.Tex(rf"\begin{{tabular}}[t]{{@{{}}l@{{}}}}$H{{:}}\ {formula}$ \\ "
+                         rf"$W{{:}}\ {_size_formula(w, layer, wo)}$\end{{tabular}}")
+    if isinstance(layer, (Flatten, Dense)) and len(shape) == 3:
+        flat = rf"{product(shape)} = {latex.count(math.prod(shape))}"
+        return latex.Tex(f"${flat}$" if isinstance(layer, Flatten) else f"flattens ${flat}$")
+    if isinstance(layer, Dense):
+        return latex.Tex(f"{layer.units} units")
+    return latex.Tex("unchanged")
+
+
+def _size_formula(n: int, layer: Conv | Pool, out: int) -> str:
+    return (rf"\lfloor ({n} + 2\cdot {layer.padding} - {layer.k})/{layer.stride} \rfloor + 1"
+            rf" = {out}")
+
+
+def sum_tex(terms: Sequence[int]) -> latex.Tex:
+    """The nonzero terms of a total, as a TA adds them up: ``156 + 2\\,416``."""
+    return latex.Tex(" + ".join(latex.count(t) for t in terms if t) or "0")

@@ -40,6 +40,12 @@ Conventions (the catalogue's):
 
 Shapes are tuples: ``(C, H, W)`` for a feature map, ``(N,)`` for a vector.
 
+Counting is a chain of steps (:mod:`deepdrill.generator.steps`), the same for every
+type that counts with layers: per layer its output shape from the shape before it,
+its weights and biases from that shape, their sum, and its multiplications (for a
+convolution: its output positions times its weights). A type swaps some of these
+steps to reproduce a mistake, and the grader re-runs them from a student's shapes.
+
 >>> net = parse_layers(["CONV5-6(1,0)", "POOL-2", "FC-10"])
 >>> [(row.output_shape, row.params) for row in trace((1, 32, 32), net)]
 [((6, 28, 28), 156), ((6, 14, 14), 0), ((10,), 11770)]
@@ -52,15 +58,18 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
-from typing import Any, ClassVar, Union
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, NamedTuple, Union
+
+import numpy as np
 
 from deepdrill.errors import ParamError
 
+from .steps import Graph, NotApplicable, Step, Values, run
+
 Shape = tuple[int, ...]
 SizeRule = Callable[[int, int, int, int], int]  # (n, k, stride, padding) -> output size
-Count = Callable[["LayerRow"], tuple[int, int]]  # a row's (parameters, multiplications)
 LayerSpec = Union[str, Mapping[str, Any]]
 
 EXAMPLES = "CONV5-6, CONV5-6(1,0), POOL-2, POOL-3(2), AVGPOOL-2, RELU, BN, DROPOUT, FLATTEN, FC-10"
@@ -88,12 +97,12 @@ class Layer:
         """
         return tuple(shape)
 
-    def param_count(self, shape: Shape) -> int:
-        """Trainable parameters (weights and biases) for an input of ``shape``."""
+    def weight_count(self, shape: Shape) -> int:
+        """Trainable weights for an input of ``shape`` (batch norm: its scales gamma)."""
         return 0
 
-    def multiplications(self, shape: Shape, size_rule: SizeRule = output_size) -> int:
-        """Multiplications of one forward pass (0 for layers without weights)."""
+    def bias_count(self, shape: Shape) -> int:
+        """Trainable biases for an input of ``shape`` (batch norm: its shifts beta)."""
         return 0
 
     def weight_shape(self, shape: Shape) -> Shape | None:
@@ -141,13 +150,11 @@ class Conv(Layer):
     def output_shape(self, shape: Shape, size_rule: SizeRule = output_size) -> Shape:
         return (self.filters, *_slide(self, shape, size_rule))
 
-    def param_count(self, shape: Shape) -> int:
-        c_in = _feature_map(self, shape)[0]
-        return self.filters * self.k * self.k * c_in + (self.filters if self.bias else 0)
+    def weight_count(self, shape: Shape) -> int:
+        return math.prod(self.weight_shape(shape))
 
-    def multiplications(self, shape: Shape, size_rule: SizeRule = output_size) -> int:
-        h, w = _slide(self, shape, size_rule)
-        return h * w * self.filters * self.k * self.k * shape[0]
+    def bias_count(self, shape: Shape) -> int:
+        return self.filters if self.bias else 0
 
     def weight_shape(self, shape: Shape) -> Shape:
         return (self.filters, _feature_map(self, shape)[0], self.k, self.k)
@@ -215,11 +222,11 @@ class Dense(Layer):
     def output_shape(self, shape: Shape, size_rule: SizeRule = output_size) -> Shape:
         return (self.units,)
 
-    def param_count(self, shape: Shape) -> int:
-        return math.prod(shape) * self.units + (self.units if self.bias else 0)
-
-    def multiplications(self, shape: Shape, size_rule: SizeRule = output_size) -> int:
+    def weight_count(self, shape: Shape) -> int:
         return math.prod(shape) * self.units
+
+    def bias_count(self, shape: Shape) -> int:
+        return self.units if self.bias else 0
 
     def weight_shape(self, shape: Shape) -> Shape:
         return (self.units, math.prod(shape))
@@ -237,8 +244,11 @@ class BatchNorm(Layer):
 
     kind: ClassVar[str] = "bn"
 
-    def param_count(self, shape: Shape) -> int:
-        return 2 * shape[0]
+    def weight_count(self, shape: Shape) -> int:
+        return shape[0]
+
+    def bias_count(self, shape: Shape) -> int:
+        return shape[0]
 
     def notation(self) -> str:
         return "BN"
@@ -271,6 +281,156 @@ class Flatten(Layer):
         return "FLATTEN"
 
 
+def multiplies(layer: Layer) -> bool:
+    """Whether the layer's products are counted (convolutions and FC layers)."""
+    return isinstance(layer, (Conv, Dense))
+
+
+# -- counting as a chain of steps ------------------------------------------------
+
+class Names(NamedTuple):
+    """The names of one layer's steps, e.g. ``shape_3`` (layer 3) or ``shape_2.1``."""
+
+    shape: str  # the output shape, from the shape before
+    weights: str  # from the shape before
+    biases: str  # from the shape before
+    params: str  # weights + biases
+    positions: str  # a convolution's output positions H_out * W_out, from its shape
+    mults: str  # a convolution's positions * weights; an FC layer's weights; else 0
+
+
+@functools.lru_cache(maxsize=4096)
+def names(tag: Any) -> Names:
+    return Names(*(f"{kind}_{tag}" for kind in Names._fields))
+
+
+@dataclass(frozen=True)
+class LayerStep:
+    """A step function of one layer: ``fn(layer, *inputs)``.
+
+    The inputs may be a student's values (numpy arrays); a shape the layer cannot
+    take makes the step :class:`NotApplicable`, naming the layer by ``where``.
+    """
+
+    fn: Callable[..., Any]
+    layer: Layer
+    where: str
+
+    def __call__(self, *inputs: Any) -> Any:
+        try:
+            return self.fn(self.layer, *inputs)
+        except ParamError as err:
+            raise NotApplicable(f"{self.where}, {err.message}") from None
+
+
+def shape_after(layer: Layer, before: Any, size_rule: SizeRule = output_size) -> Shape:
+    return layer.output_shape(as_shape(before), size_rule)
+
+
+def weights_after(layer: Layer, before: Any) -> int:
+    return layer.weight_count(as_shape(before))
+
+
+def biases_after(layer: Layer, before: Any) -> int:
+    return layer.bias_count(as_shape(before))
+
+
+def positions(layer: Layer, shape: Any) -> int:
+    """Output positions H_out * W_out of a convolution's output ``shape``."""
+    _, h, w = _feature_map(layer, as_shape(shape))
+    return h * w
+
+
+def times(a: Any, b: Any) -> int:
+    return count(a) * count(b)
+
+
+def add(*counts: Any) -> int:
+    return sum(count(c) for c in counts)
+
+
+def total(*counts: Any) -> int:
+    """The sum of counts that are not all zero: adding nothing but zeros is no work,
+    and gives a student's all-zero answer no carried-forward credit for its total."""
+    values = [count(c) for c in counts]
+    if not any(values):
+        raise NotApplicable("only zeros to add up")
+    return sum(values)
+
+
+def nothing() -> int:
+    return 0
+
+
+def count(value: Any) -> int:
+    """A count from a step or a student's value (a number or a one-entry array)."""
+    if type(value) is int:
+        return value
+    try:
+        return int(np.asarray(value).item())
+    except (TypeError, ValueError, OverflowError) as err:
+        raise NotApplicable(f"{str(value)[:40]} is not a count") from err
+
+
+def layer_steps(layer: Layer, before: str, tag: Any, where: str) -> Graph:
+    """One layer's steps (named by :func:`names`), receiving the shape named ``before``."""
+    n = names(tag)
+    steps = [Step(n.shape, LayerStep(shape_after, layer, where), (before,)),
+             Step(n.weights, LayerStep(weights_after, layer, where), (before,)),
+             Step(n.biases, LayerStep(biases_after, layer, where), (before,)),
+             Step(n.params, add, (n.weights, n.biases))]
+    if isinstance(layer, Conv):
+        return (*steps, Step(n.positions, LayerStep(positions, layer, where), (n.shape,)),
+                Step(n.mults, times, (n.positions, n.weights)))
+    if isinstance(layer, Dense):
+        return (*steps, Step(n.mults, count, (n.weights,)))
+    return (*steps, Step(n.mults, nothing))
+
+
+def chain_steps(layers: Sequence[Layer], before: str = "input_shape",
+                branch: int | None = None) -> Graph:
+    """The steps of layers applied one after the other to the shape named ``before``.
+
+    Layer i's steps are tagged ``i`` (``shape_3``), or ``b.i`` in branch b
+    (``shape_2.1``), and errors name the layer as "layer i" or "branch b, layer i".
+    """
+    steps: list[Step] = []
+    for layer, (tag, where) in zip(layers, _labels(len(layers), branch)):
+        steps += layer_steps(layer, before, tag, where)
+        before = names(tag).shape
+    return tuple(steps)
+
+
+def swaps(layers: Sequence[Layer], step: str, fn: Callable[..., Any],
+          which: Callable[[Layer], bool], branch: int | None = None) -> dict[str, LayerStep]:
+    """A slip's swaps: the step ``step`` (a field of :class:`Names`) of every layer that
+    ``which`` picks, computed by ``fn(layer, *inputs)`` instead."""
+    return {getattr(names(tag), step): LayerStep(fn, layer, where)
+            for layer, (tag, where) in zip(layers, _labels(len(layers), branch)) if which(layer)}
+
+
+def _labels(n: int, branch: int | None) -> list[tuple[Any, str]]:
+    """Each layer's tag and how errors name it."""
+    if branch is None:
+        return [(i, f"layer {i}") for i in range(1, n + 1)]
+    return [(f"{branch}.{i}", f"branch {branch}, layer {i}") for i in range(1, n + 1)]
+
+
+# Counts as students miscount them (swapped in by the types' slips).
+
+def weights_one_channel(layer: Layer, before: Any) -> int:
+    """A convolution's weights counted as if its input had one channel: k*k per filter."""
+    return layer.weight_count((1, *as_shape(before)[1:]))
+
+
+def no_biases(layer: Layer, before: Any) -> int:
+    return 0
+
+
+def has_bias(layer: Layer) -> bool:
+    return multiplies(layer) and layer.bias  # type: ignore[attr-defined]
+
+
 # -- one row of a layer table ---------------------------------------------------
 
 @dataclass(frozen=True)
@@ -284,8 +444,19 @@ class LayerRow:
     multiplications: int
 
 
-def trace(input_shape: Iterable[int], layers: Iterable[Layer],
-          size_rule: SizeRule = output_size) -> tuple[LayerRow, ...]:
+def rows(values: Values, layers: Sequence[Layer], before: str = "input_shape",
+         branch: int | None = None) -> tuple[LayerRow, ...]:
+    """The rows of layers counted by :func:`chain_steps`, read from the steps' ``values``."""
+    out = []
+    for layer, (tag, _) in zip(layers, _labels(len(layers), branch)):
+        n = names(tag)
+        out.append(LayerRow(layer, tuple(values[before]), values[n.shape], values[n.params],
+                            values[n.mults]))
+        before = n.shape
+    return tuple(out)
+
+
+def trace(input_shape: Iterable[int], layers: Sequence[Layer]) -> tuple[LayerRow, ...]:
     """Run shapes through a network: one :class:`LayerRow` per layer.
 
     Raises :class:`ParamError` naming the layer (1-based position and notation)
@@ -294,65 +465,27 @@ def trace(input_shape: Iterable[int], layers: Iterable[Layer],
     >>> [row.output_shape for row in trace((3, 32, 32), parse_layers(["CONV3-16", "POOL-2"]))]
     [(16, 32, 32), (16, 16, 16)]
     """
-    shape = as_shape(input_shape)
-    rows = []
-    for i, layer in enumerate(layers, 1):
-        try:
-            out = layer.output_shape(shape, size_rule)
-            rows.append(LayerRow(layer, shape, out, layer.param_count(shape),
-                                 layer.multiplications(shape, size_rule)))
-        except ParamError as err:
-            raise ParamError(f"layer {i}, {err.message}") from None
-        shape = out
-    return tuple(rows)
-
-
-
-# -- counting as students miscount ----------------------------------------------
-# A slip is one mistake applied to every row of a table: a wrong size rule (which
-# carries through every later shape) and/or a wrong per-row count. Exercise types
-# that count with layers (cnn_layer_table, conv_cost, ...) reproduce their
-# recognised mistakes by running the right computation with a slip.
-
-def right_count(row: LayerRow) -> tuple[int, int]:
-    return row.params, row.multiplications
-
-
-def count_without_bias(row: LayerRow) -> tuple[int, int]:
-    layer = row.layer
-    if isinstance(layer, (Conv, Dense)) and layer.bias:
-        return replace(layer, bias=False).param_count(row.input_shape), row.multiplications
-    return right_count(row)
-
-
-def count_without_input_channels(row: LayerRow) -> tuple[int, int]:
-    """A conv counted as if its input had one channel: k*k weights per filter."""
-    if isinstance(row.layer, Conv):
-        one = (1, *row.input_shape[1:])
-        return row.layer.param_count(one), row.layer.multiplications(one)
-    return right_count(row)
-
-
-@dataclass(frozen=True)
-class Slip:
-    """One mistake: the size rule and the per-layer count a student used."""
-
-    name: str
-    feedback: str
-    size_rule: SizeRule = output_size
-    count: Count = right_count
-
-
-RIGHT = Slip("right", "")  # the catalogue's conventions, no mistake
+    try:
+        values = run(chain_steps(layers), {"input_shape": as_shape(input_shape)})
+    except NotApplicable as err:  # on the right network, a plain error in the parameters
+        raise ParamError(err.message) from None
+    return rows(values, layers)
 
 
 def as_shape(value: Any) -> Shape:
-    """An input shape as a tuple: ``(C, H, W)`` or ``(N,)`` of positive integers."""
+    """A shape as a tuple: ``(C, H, W)`` or ``(N,)`` of positive integers (a student's
+    numpy array too)."""
+    if type(value) in (tuple, list) and len(value) in (1, 3) and \
+            all(type(d) is int and d >= 1 for d in value):
+        return tuple(value)  # the common case: a step's own value, or a parameter
+    if isinstance(value, np.ndarray) and value.dtype.kind in "iu":
+        value = value.tolist()  # a student's shape, as the grader passes it
     try:
         dims = tuple(value)
     except TypeError:
         dims = ()
-    if len(dims) not in (1, 3) or not all(_is_int(d) and d >= 1 for d in dims):
+    if len(dims) not in (1, 3) or not all(np.ndim(d) == 0 and _is_int(d) and d >= 1
+                                          for d in dims):
         raise ParamError(f"a shape must be (C, H, W) or (N,) of positive integers, not {value!r}")
     return tuple(int(d) for d in dims)
 

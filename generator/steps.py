@@ -90,13 +90,17 @@ def rerun(graph: Iterable[Step], params: Mapping[str, Any], given: Mapping[str, 
 
     A step's own given value never feeds itself: the result for a given step is
     what it should be from the given (or recomputed) values of its inputs, which is
-    what the grader compares the student's value with.
+    what the grader compares the student's value with. A step that a student's
+    values cannot feed (a map too small for the next kernel, a log of a negative
+    number) is left out, and so is every step that needs it: no credit, no error.
     """
     computed: Values = dict(params)
     for s in graph:
         fn = swaps.get(s.name, s.fn) if swaps else s.fn
-        args = [given[i] if i in given else computed[i] for i in s.inputs]
-        computed[s.name] = fn(*args)
+        try:  # an input left out above (KeyError), or any failure on a student's values
+            computed[s.name] = fn(*(given[i] if i in given else computed[i] for i in s.inputs))
+        except Exception:  # noqa: BLE001
+            continue
     return computed
 
 

@@ -28,6 +28,8 @@ from deepdrill.model.variant import Mistake, Variant
 
 from .reading import Reading, flat, parts, read_leaves
 
+MAX_FED = 2.0 ** 53  # a student's number larger than this feeds no step (no float is exact)
+
 
 class Steps:
     """The stored variant's type, re-run on one student's values."""
@@ -36,6 +38,8 @@ class Steps:
         self.variant, self.readings = variant, readings
         self.exercise = get(variant.type)
         self.graph = self.exercise.graph(variant.params)
+        self.where = {step: (r, span, shape) for r in readings.values()
+                      for step, span, shape in parts(r.field)}
         self.given = self._given_steps()
         self.wrong = [r for r in readings.values() if _has_wrong_entries(r)]
 
@@ -52,7 +56,7 @@ class Steps:
                 continue
             for step, (start, stop), shape in parts(r.field):
                 part = r.values[start:stop]
-                if np.isnan(part).any():
+                if np.isnan(part).any() or np.abs(part).max(initial=0) > MAX_FED:
                     continue
                 value = part.astype(np.int64) if r.field.kind is Kind.INTEGER else part
                 given[step] = value.reshape(shape) if shape else value[0]
@@ -96,14 +100,25 @@ class Steps:
             r.rounded[entries] = match
         elif (match | r.ok[entries]).all() and match.any():
             r.carried[entries] = match
-            r.consistent_with.update({n: _jsonable(self.given[n]) for n in wrong_inputs})
+            r.consistent_with.update(self._as_fields(wrong_inputs, inputs))
 
     def _is_right(self, step: str) -> bool:
-        for r in self.readings.values():
-            for name, (start, stop), _ in parts(r.field):
-                if name == step:
-                    return r.ok is not None and bool(r.ok[start:stop].all())
-        return False
+        r, (start, stop), _ = self.where[step]
+        return r.ok is not None and bool(r.ok[start:stop].all())
+
+    def _as_fields(self, steps: list[str], used: list[str]) -> dict[str, Any]:
+        """The student's values of some steps, named as the student knows them: a whole
+        field when all its steps were used, else ``field[i]``."""
+        out: dict[str, Any] = {}
+        for step in steps:
+            r, _, _ = self.where[step]
+            if not r.field.parts:
+                out[r.field.name] = _jsonable(self.given[step])
+            elif all(p in used for p in r.field.parts):
+                out[r.field.name] = [_jsonable(self.given[p]) for p in r.field.parts]
+            else:
+                out[f"{r.field.name}[{r.field.parts.index(step)}]"] = _jsonable(self.given[step])
+        return out
 
     # -- naming mistakes -----------------------------------------------------------
 
@@ -115,7 +130,7 @@ class Steps:
             return
         self._assign(open_, [(m, m.answers) for m in self.variant.mistakes])
         open_ = [r for r in open_ if r.mistake is None]
-        if not open_ or not any(r.readable.any() for r in open_):
+        if not open_ or not any(r.readable.any() or r.shape_problem for r in open_):
             return
         slips = self.exercise.slips(self.variant.params)
         for groups in ([(s,) for s in slips], itertools.combinations(slips, 2)):

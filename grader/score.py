@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from deepdrill.model.fields import size
 from deepdrill.model.variant import Mistake, Variant
 
 from .follow import Steps
@@ -131,7 +132,8 @@ def score_field(r: Reading, policy: CreditPolicy) -> FieldResult:
     else:
         full = share if right.all() else 0.0
         part = share * cf if not right.all() and (right | carried).all() else 0.0
-    score = full + part
+    score = float(full + part)
+    part = float(part)
     if right.all():
         note = "correct" if r.ok.all() else "correct (from your own rounded values)"
         return FieldResult(True, score, share, r.key_value, r.echo, note)
@@ -161,8 +163,17 @@ def _values_text(values: dict[str, Any]) -> str:
 # -- feedback -------------------------------------------------------------------
 
 def _index(flat: int, shape: list) -> str:
-    if not shape or isinstance(shape[0], list):
-        return f"item {flat + 1}" if shape else "the value"
+    """Where an entry is, as the student indexes their JSON: ``[1, 0]``, or ``[2][1]`` in a
+    list of items of different shapes."""
+    if not shape:
+        return "the value"
+    if isinstance(shape[0], list):
+        for item, s in enumerate(shape):
+            n = size(s)
+            if flat < n:
+                return f"[{item}]" + "".join(f"[{i}]" for i in np.unravel_index(flat, s)) \
+                    if s else f"[{item}]"
+            flat -= n
     return "[" + ", ".join(str(i) for i in np.unravel_index(flat, shape)) + "]"
 
 

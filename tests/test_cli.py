@@ -53,8 +53,26 @@ def test_check_json(run):
     data = json.loads(out)
     assert data["score"] == 0.75 and data["max_score"] == 1
     f = data["fields"]["output"]
-    assert set(f) == {"correct", "score", "max_score", "expected", "given", "feedback"}
+    assert set(f) == {"correct", "score", "max_score", "expected", "given", "feedback",
+                      "mistake", "carried_forward", "consistent_with"}
     assert f["expected"] == [[1, 8], [1, 0]] and f["given"] == [[1, 8], [1, 1]]
+
+
+def test_check_json_names_the_mistake_and_carried_forward_credit(run):
+    flipped = json.loads(run("check", "conv2d_forward", "--params", CONV, "--answers",
+                             '{"output": [[3, 6], [-1, 2]]}', "--json").output)
+    assert flipped["fields"]["output"]["mistake"] == "flipped_kernel"
+    bn = '{"x": [1, 3, 5, 7], "gamma": 1, "beta": 0}'
+    own = json.loads(run("check", "batchnorm_forward", "--params", bn, "--answers",
+                         '{"mean": 5, "variance": 6}', "--json").output)
+    assert own["score"] == 1 and own["carried_forward"] == 1
+    assert own["fields"]["variance"]["consistent_with"] == {"mean": 5.0}
+    half = json.loads(run("check", "batchnorm_forward", "--params", bn, "--answers",
+                          '{"mean": 5, "variance": 6}', "--carry-forward", "0.5",
+                          "--json").output)
+    assert half["score"] == 0.5
+    run("check", "batchnorm_forward", "--params", bn, "--answers", "{}", "--carry-forward",
+        "lots", ok=False)
 
 
 @pytest.mark.parametrize("args, words", [

@@ -189,7 +189,11 @@ def test_every_pair_of_mistakes_is_named(type_id):
                 continue
             r = grade_question(v, both, POINTS)
             named = fields_named(r)
-            assert {a.name, b.name} <= named or (named and named <= {a.name, b.name}), \
+            # a mistake whose answers are another's on this variant (no +1 and no padding
+            # with stride 2 and padding 1) cannot be told apart from it
+            twins = {n for n, ans in singles.items()
+                     if ans in (singles[a.name], singles[b.name])} | {a.name, b.name}
+            assert {a.name, b.name} <= named or (named and named <= twins), \
                 (v.seed, a.name, b.name, {k: f.feedback for k, f in r.fields.items()})
             pairs_named += 1
     assert pairs_named or type_id in ("softmax",), "no pair of mistakes was ever tried"

@@ -2,13 +2,17 @@
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deepdrill.errors import ParamError
 from deepdrill.generator.layers import (BatchNorm, Conv, Dense, Dropout, Flatten, Pool, ReLU,
-                                        as_shape, output_size, parse_layer, parse_layers, trace)
+                                        as_shape, chain_steps, count, names, output_size,
+                                        parse_layer, parse_layers, rows, swaps, total, trace,
+                                        weights_one_channel)
+from deepdrill.generator.steps import NotApplicable, rerun, run
 from torch_layers import torch_rows
 
 LENET = ["CONV5-6(1,0)", "POOL-2", "CONV5-16(1,0)", "POOL-2", "FLATTEN", "FC-120", "FC-84",
@@ -118,6 +122,15 @@ def test_weight_shapes():
     assert ReLU().weight_shape((4,)) is None
 
 
+def test_weight_and_bias_counts():
+    conv, fc, bn = parse_layers(["CONV3-4", "FC-10", "BN"])
+    assert (conv.weight_count((2, 8, 8)), conv.bias_count((2, 8, 8))) == (72, 4)
+    assert (fc.weight_count((4, 2, 2)), fc.bias_count((4, 2, 2))) == (160, 10)
+    assert (bn.weight_count((6,)), bn.bias_count((6,))) == (6, 6)
+    assert parse_layer({"fc": {"units": 3, "bias": False}}).bias_count((5,)) == 0
+    assert Pool(2).weight_count((3, 4, 4)) == ReLU().bias_count((3,)) == 0
+
+
 def test_size_rule_is_swappable():
     pool = parse_layer("POOL-2")
     assert pool.output_shape((1, 7, 7)) == (1, 3, 3)
@@ -150,6 +163,68 @@ def test_against_torch(input_shape, convs, dense):
         return
     expected = torch_rows(input_shape, layers)
     assert [(r.output_shape, r.params, r.multiplications) for r in rows] == expected
+
+
+# -- the steps --------------------------------------------------------------------------
+
+def test_chain_steps_name_each_layers_quantities():
+    graph = chain_steps(parse_layers(["CONV3-4(2,1)", "RELU", "FC-2"]))
+    assert [s.name for s in graph[:6]] == ["shape_1", "weights_1", "biases_1", "params_1",
+                                          "positions_1", "mults_1"]
+    by = {s.name: s.inputs for s in graph}
+    assert by["shape_1"] == by["weights_1"] == ("input_shape",)
+    assert by["shape_2"] == ("shape_1",) and by["mults_1"] == ("positions_1", "weights_1")
+    assert by["positions_1"] == ("shape_1",) and by["mults_3"] == ("weights_3",)
+    assert by["mults_2"] == () and by["params_3"] == ("weights_3", "biases_3")
+    assert names("2.1").weights == "weights_2.1"
+    branch = chain_steps(parse_layers(["CONV1-8", "CONV3-8"]), branch=2)
+    assert branch[0].name == "shape_2.1"
+    assert {s.name: s.inputs for s in branch}["shape_2.2"] == ("shape_2.1",)
+
+
+def test_steps_take_a_students_numpy_values():
+    layers = parse_layers(["CONV3-4", "POOL-2", "FC-2"])
+    graph, params = chain_steps(layers), {"input_shape": [3, 8, 8]}
+    own = rerun(graph, params, {"shape_1": np.array([4, 6, 6], dtype=np.int64)})
+    assert own["shape_2"] == (4, 3, 3) and own["params_3"] == 36 * 2 + 2
+    assert [r.output_shape for r in rows(run(graph, params), layers)] == \
+        [(4, 8, 8), (4, 4, 4), (2,)]
+
+
+@pytest.mark.parametrize("given, left_out", [
+    ({"shape_1": np.array([4, 1, 1])}, "shape_2"),  # the 2x2 window is larger
+    # layer 1's own multiplications read its output positions from the given shape first
+    ({"shape_1": np.array([64])}, "mults_1"),  # CONV3-4 needs a (C, H, W) feature map
+    ({"shape_1": np.array([4, -1, 6])}, "shape_2"),  # not a shape
+    ({"shape_1": np.array([[4], [6], [6]])}, "shape_2"),
+])
+def test_a_value_a_layer_cannot_take_leaves_its_step_out(given, left_out):
+    """No credit and no error: the step (and what needs it) is not recomputed."""
+    graph = chain_steps(parse_layers(["CONV3-4", "POOL-2"]))
+    out = rerun(graph, {"input_shape": [3, 8, 8]}, given)
+    assert left_out not in out and "params_1" in out
+    with pytest.raises(NotApplicable):
+        run(graph, {"input_shape": [3, 8, 8]}, {"shape_1": lambda before: given["shape_1"]})
+
+
+def test_swaps_replace_the_steps_of_the_chosen_layers():
+    layers = parse_layers(["CONV3-4", "POOL-2", "CONV3-8"])
+    swapped = swaps(layers, "weights", weights_one_channel, lambda x: isinstance(x, Conv))
+    assert sorted(swapped) == ["weights_1", "weights_3"]
+    values = run(chain_steps(layers), {"input_shape": [3, 8, 8]}, swapped)
+    assert (values["weights_1"], values["weights_3"]) == (4 * 9, 8 * 9)
+    assert values["mults_3"] == 16 * 8 * 9
+    assert sorted(swaps(layers, "shape", weights_one_channel, bool, branch=2)) == \
+        ["shape_2.1", "shape_2.2", "shape_2.3"]
+
+
+def test_counts_and_totals():
+    assert count(np.int64(7)) == count(np.array([7])) == count(7) == 7
+    assert total(1, np.int64(2), 0) == 3
+    with pytest.raises(NotApplicable, match="only zeros"):
+        total(0, np.int64(0))
+    with pytest.raises(NotApplicable):
+        count(np.array([1, 2]))
 
 
 # -- errors ---------------------------------------------------------------------------
@@ -189,7 +264,14 @@ def test_shape_errors(shape, specs, words):
         assert w in str(err.value)
 
 
-@pytest.mark.parametrize("shape", [(1, 2), (0, 3, 3), (3, 2.5, 2), "abc", 5, (True, 2, 2)])
+def test_shapes_from_numpy():
+    assert as_shape(np.array([16, 15, 15])) == (16, 15, 15)
+    assert as_shape([np.int64(3), 4, 4]) == (3, 4, 4)
+    assert type(as_shape(np.array([3]))[0]) is int
+
+
+@pytest.mark.parametrize("shape", [(1, 2), (0, 3, 3), (3, 2.5, 2), "abc", 5, (True, 2, 2),
+                                   np.array([[1], [2], [3]]), np.array([3.0, 0.5, 1.0])])
 def test_bad_shapes(shape):
     with pytest.raises(ParamError, match="a shape must be"):
         as_shape(shape)

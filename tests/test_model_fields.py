@@ -1,7 +1,8 @@
 import pytest
 
-from deepdrill.model.fields import (Tolerance, describe_shape, flatten, shape_of, size,
-                                        skeleton)
+from deepdrill.model.fields import (Field, Kind, describe_shape, flatten, integer, real, shape_of,
+                                    size, skeleton)
+from deepdrill.model.tolerance import Mode
 
 
 @pytest.mark.parametrize("value, shape", [
@@ -34,10 +35,12 @@ def test_describe_shape_reads_like_the_sheet():
     assert describe_shape([[2, 2], [1]]) == "a list of 2 items of different shapes"
 
 
-def test_tolerance_overrides_and_round_trip():
-    t = Tolerance().overridden(rtol=0.05)
-    assert (t.rtol, t.atol) == (0.05, 1e-3)
-    s = Tolerance().overridden(sigfigs=3)
-    assert s.mode.value == "sigfigs" and s.sigfigs == 3
-    assert Tolerance.exact().overridden(rtol=0.5) == Tolerance.exact()
-    assert Tolerance.from_json(s.to_json()) == s
+def test_fields_declare_shape_tolerance_weights_and_steps_and_round_trip():
+    shapes = integer("output_shapes", "shapes", [[3], [1]], 2, entry_weights=[1, 1, 0, 0.5],
+                     parts=("shape_1", "shape_2"))
+    assert shapes.tolerance.mode is Mode.COUNT and shapes.kind is Kind.INTEGER
+    assert shapes.steps == ("shape_1", "shape_2")
+    loss = real("loss", "the loss", [])
+    assert loss.steps == ("loss",) and loss.entry_weights is None
+    for f in (shapes, loss):
+        assert Field.from_json(f.to_json()) == f

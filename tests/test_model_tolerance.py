@@ -1,43 +1,87 @@
+"""Tolerances: the issue's measured cases, as intervals a student can trust."""
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from deepdrill.model.fields import Mode, Tolerance
-from deepdrill.model.tolerance import entries_match, round_sigfigs
+from deepdrill.model.tolerance import (BIG_COUNT, Mode, Tolerance, default_floor, entries_match,
+                                       half_unit)
 
 
 def match(tol, given, expected):
     return bool(entries_match(tol, np.array([given], float), np.array([expected], float))[0])
 
 
-@pytest.mark.parametrize("given, expected, ok", [
-    (100.9, 100.0, True),     # within rtol 1e-2 of 100
-    (101.1, 100.0, False),
-    (0.0009, 0.0, True),      # atol 1e-3 near zero
-    (0.0011, 0.0, False),
-    (0.2475, 0.25, True),     # the looser of the two: max(1e-3, 2.5e-3)
-    (0.2524, 0.25, True),
-    (0.2526, 0.25, False),
+SIG3 = Tolerance(Mode.SIGFIGS, sigfigs=3)
+
+
+@pytest.mark.parametrize("given, expected, sigfigs, ok", [
+    (0.13, 0.125, 2, True),  # half-up: on the boundary, passes
+    (20.3, 20.25, 3, True),
+    (0.2595, 0.259496, 3, True),  # one digit more than asked never hurts
+    (1.825, 1.8250000000000002, 3, True),  # a float key
+    (1.825, 1.8250000000000002, 4, True),
+    (0.26, 0.259496, 3, False),  # fewer digits and off by more than half a unit
+    (0.2590, 0.2596, 3, False),
+    (1234.0, 1234.4, 4, True), (0.0, 0.0, 3, True), (0.001, 0.0, 3, False),
 ])
-def test_relabs_is_the_catalogue_rule(given, expected, ok):
-    assert match(Tolerance(), given, expected) is ok
+def test_sigfigs_is_an_interval_around_the_true_value(given, expected, sigfigs, ok):
+    assert match(Tolerance(Mode.SIGFIGS, sigfigs=sigfigs), given, expected) is ok
 
 
-def test_relabs_boundary_is_inclusive_despite_binary_rounding():
-    assert match(Tolerance(Mode.RELABS, 0.0, 0.1), 0.3, 0.2)
+@settings(max_examples=300, deadline=None)
+@given(st.floats(1e-6, 1e6), st.integers(1, 6), st.integers(0, 3))
+def test_the_true_value_rounded_to_at_least_the_asked_figures_passes(x, sigfigs, more):
+    written = float(f"{x:.{sigfigs + more - 1}e}")
+    assert match(Tolerance(Mode.SIGFIGS, sigfigs=sigfigs), written, x)
 
 
-@pytest.mark.parametrize("given, expected, ok", [
-    (0.1234, 0.12349, True), (0.1230, 0.1236, False), (1234.0, 1234.4, True), (0.0, 0.0, True),
-])
-def test_sigfigs(given, expected, ok):
-    assert match(Tolerance(Mode.SIGFIGS, sigfigs=3), given, expected) is ok
+def test_default_real_tolerance_is_fair_at_every_magnitude():
+    probs = [0.9, 0.0986, 0.00136]
+    tol = Tolerance(atol=default_floor(probs))
+    assert not match(tol, 0.0005, 0.00136), "0.0005 is not a probability of 0.00136"
+    assert match(tol, 0.00137, 0.00136)
+    loss = Tolerance(atol=default_floor([0.0134]))
+    assert not match(loss, 0.0125, 0.0134), "7 % off"
+    assert match(loss, 0.01345, 0.0134)
+    assert match(Tolerance(atol=default_floor([100.0])), 100.9, 100.0)
+    assert not match(Tolerance(atol=default_floor([100.0])), 101.1, 100.0)
 
 
-def test_exact():
-    assert match(Tolerance.exact(), 156, 156)
-    assert not match(Tolerance.exact(), 157, 156)
+def test_the_floor_scales_with_the_field():
+    outputs = [-2.5, 3.1, 0.004]  # an output that cancels to nearly 0
+    tol = Tolerance(atol=default_floor(outputs))
+    assert match(tol, 0.005, 0.004) and match(tol, 0.0055, 0.004)
+    assert not match(tol, 0.02, 0.004)
 
 
-def test_round_sigfigs():
-    np.testing.assert_allclose(round_sigfigs(np.array([123456.0, 0.00123456, -2.5]), 2),
-                               [120000.0, 0.0012, -2.5])
+def test_counts_are_exact_below_10_8_and_take_3_significant_figures_above():
+    count = Tolerance.count()
+    assert match(count, 156, 156) and not match(count, 157, 156)
+    assert not match(count, 99_999_990, 99_999_999)
+    assert match(count, 1.20e8, 120_422_400) and match(count, 1.204e8, 120_422_400)
+    assert match(count, 1.21e8, 120_422_400), "within one unit of the third figure"
+    assert not match(count, 1.22e8, 120_422_400) and not match(count, 1.2e9, 120_422_400)
+    assert BIG_COUNT == 10 ** 8
+
+
+def test_nothing_matches_a_non_finite_expected_value():
+    for tol in (Tolerance(atol=0.1), Tolerance.exact(), SIG3, Tolerance.count()):
+        assert not match(tol, 0.0, np.inf) and not match(tol, 1e308, np.nan)
+
+
+def test_half_unit():
+    np.testing.assert_allclose(half_unit(np.array([123456.0, 0.00123456, -2.5, 0.0]), 2),
+                               [5000, 0.00005, 0.05, 0])
+
+
+def test_overrides_and_round_trip():
+    t = Tolerance().overridden(rtol=0.05)
+    assert (t.mode, t.rtol) == (Mode.RELABS, 0.05)
+    s = Tolerance().overridden(sigfigs=3)
+    assert s.mode is Mode.SIGFIGS and s.sigfigs == 3
+    assert Tolerance.exact().overridden(rtol=0.5) == Tolerance.exact()
+    assert Tolerance.count().overridden(sigfigs=2) == Tolerance.count()
+    for tol in (t, s, Tolerance.count(), Tolerance(atol=0.003)):
+        assert Tolerance.from_json(tol.to_json()) == tol

@@ -7,7 +7,8 @@ The modes:
 
 * ``exact``: integers that must be right to the unit (small counts, shapes).
 * ``count``: an integer that is exact below 10^8; from 10^8 on, three significant
-  figures are enough (``1.20e8`` for 120,422,400), as a TA accepts on paper.
+  figures are enough (``1.20e8`` for 120,422,400), as a TA accepts on paper: within one
+  unit of the third figure, so a sum of rounded terms (1.26e8 for 126,844,928) passes.
 * ``relabs``: ``|x - x*| <= max(rtol * |x*|, atol)``. By default ``rtol = 1e-2`` and
   ``atol`` is a floor scaled to the field's own size (:func:`default_floor`), so a
   probability of 0.00136 is not passed by 0.0005, and a value that cancels to near 0
@@ -132,8 +133,8 @@ def count(given: np.ndarray, expected: np.ndarray, tol: Tolerance) -> np.ndarray
     big = np.abs(expected) >= BIG_COUNT
     if not big.any():
         return given == expected
-    return np.where(big, within(given, expected, half_unit(expected, tol.sigfigs or COUNT_SIGFIGS)),
-                    given == expected)
+    unit = 2 * half_unit(expected, tol.sigfigs or COUNT_SIGFIGS)
+    return np.where(big, within(given, expected, unit), given == expected)
 
 
 def relabs(given: np.ndarray, expected: np.ndarray, tol: Tolerance) -> np.ndarray:

@@ -224,7 +224,7 @@ class BatchnormForward(Exercise):
     def graph(self, params):
         return GRAPH
 
-    def fields(self, params):
+    def fields(self, params, values):
         shape = list(np.shape(params["x"]))
         per = " per feature" if len(shape) == 2 else ""
         return [real("mean", f"the batch mean{per}", shape[1:]),

@@ -5,14 +5,23 @@ Parameters: ``input_shape`` (C, H, W), ``layers`` in the notation of
 without bias), and ``multiplications`` (default false; the option of the same name
 sets it for drawn variants): with it the table also asks each layer's multiplications.
 
-Each recognised mistake is a whole wrong table, computed by the same solver with
-one slip: a wrong output-size rule (no +1, ceil, no padding), which then carries
-through every later shape and count, or a wrong count per layer (no biases, no
-input channels, k*k weights per channel for pooling).
+The solution is :func:`~deepdrill.generator.layers.chain_steps`: layer i's
+``shape_i`` from ``shape_{i-1}``, its ``weights_i`` and ``biases_i`` from
+``shape_{i-1}``, ``params_i`` their sum, ``mults_i`` from both shapes, then
+``total_params`` from every ``params_i``. A wrong size rule swaps every conv and
+pool shape step (the error carries through every later shape and count); a wrong
+count swaps the weights or biases steps of the layers it concerns.
+
+Entries weigh the work they need (:func:`shape_weights`, ``PARAM_WORK``): the shape
+entries a layer never changes (a ReLU's row, a pool's channels) and the 0 parameters
+of a ReLU, dropout or flatten layer weigh nothing; a pool's 0 weighs a little (giving
+pooling parameters is a mistake). No constant answer earns more than a few per cent,
+carried-forward credit included.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,14 +30,15 @@ import numpy as np
 from deepdrill.errors import ParamError
 from deepdrill.generator import latex
 from deepdrill.generator.exercise import Exercise, jsonable, register, require
+from deepdrill.generator.layer_tex import label, mults_tex, params_tex, size_tex, sum_tex
+from deepdrill.generator.layers import (BatchNorm, Conv, Dense, Dropout, Flatten, Layer,
+                                        LayerRow, Pool, ReLU, Shape, as_shape, chain_steps,
+                                        has_bias, multiplies, names, no_biases, output_size,
+                                        parse_layers, rows, shape_after, swaps, total, trace,
+                                        weights_one_channel)
+from deepdrill.generator.randomness import choice, draw_until
+from deepdrill.generator.steps import Slip, Step
 from deepdrill.model.fields import integer
-from deepdrill.generator.layer_tex import label, mults_tex, params_tex, product
-from deepdrill.generator.layers import (RIGHT, BatchNorm, Conv, Dense, Dropout, Flatten, Layer,
-                                        LayerRow, Pool, ReLU, Shape, Slip, as_shape,
-                                        count_without_bias, count_without_input_channels,
-                                        output_size, parse_layers, trace)
-from deepdrill.generator.randomness import choice
-from deepdrill.model.variant import Mistake
 
 INPUT_SHAPES = ((1, 28, 28), (3, 32, 32), (3, 64, 64), (1, 32, 32))
 MIN_LAYERS, MAX_LAYERS = 6, 12
@@ -38,16 +48,26 @@ INEXACT_SHARE = 0.5  # share of draws made to contain a size division that is no
 MAX_DRAWS = 200
 HIDDEN_UNITS = (32, 64, 84, 100, 120, 128, 256)
 CLASSES = (2, 5, 10, 10, 100)
+# Entry weights: the work an entry needs.
+UNCHANGED, LITTLE, READ_OFF, WORKED_OUT = 0.0, 0.1, 0.5, 1.0  # a shape entry (shape_weights)
+PARAM_WORK = {Conv: 1.0, Dense: 1.0, BatchNorm: 0.5, Pool: 0.2}  # other layers: 0
 
 
-# -- the solver and its slips ----------------------------------------------------
+@functools.lru_cache(maxsize=256)  # the grader re-runs a variant's graph for every slip
+def table_graph(layers: tuple[Layer, ...]) -> tuple[Step, ...]:
+    """The layers' steps, then ``total_params``.
 
-def count_pool_weights(row: LayerRow) -> tuple[int, int]:
-    """Pooling counted as if it had a k x k kernel per channel."""
-    if isinstance(row.layer, Pool):
-        return row.input_shape[0] * row.layer.k ** 2, row.multiplications
-    return row.params, row.multiplications
+    >>> from deepdrill.generator.steps import run
+    >>> v = run(table_graph(parse_layers(["CONV5-6(1,0)", "POOL-2", "FC-10"])),
+    ...         {"input_shape": [1, 32, 32]})
+    >>> v["shape_2"], v["weights_1"], v["biases_1"], v["params_3"], v["total_params"]
+    ((6, 14, 14), 150, 6, 11770, 11926)
+    """
+    every = tuple(names(i).params for i in range(1, len(layers) + 1))
+    return (*chain_steps(layers), Step("total_params", total, every))
 
+
+# -- slips -------------------------------------------------------------------------
 
 def size_without_plus_one(n: int, k: int, stride: int, padding: int) -> int:
     return (n + 2 * padding - k) // stride
@@ -61,46 +81,88 @@ def size_without_padding(n: int, k: int, stride: int, padding: int) -> int:
     return output_size(n, k, stride, 0)
 
 
-SLIPS = (
-    Slip("forgot_plus_one", "you left out the +1 in the output size floor((H + 2P - k)/S) + 1",
-         size_rule=size_without_plus_one),
-    Slip("ceil_not_floor", "you rounded (H + 2P - k)/S up; the output-size formula rounds down",
-         size_rule=size_with_ceil),
-    Slip("forgot_padding", "you left out the padding P in the output-size formula",
-         size_rule=size_without_padding),
-    Slip("forgot_biases", "you left out the biases: one per filter of a convolution and one "
-         "per unit of a fully connected layer", count=count_without_bias),
-    Slip("forgot_input_channels", "you counted k*k weights per filter; a filter has k*k "
-         "weights for each input channel, k*k*C_in in all", count=count_without_input_channels),
-    Slip("pooling_params", "you gave pooling layers parameters; pooling has no weights",
-         count=count_pool_weights),
+def pool_weights(layer: Pool, before: Any) -> int:
+    """Pooling counted as if it had a k x k kernel per channel."""
+    return as_shape(before)[0] * layer.k ** 2
+
+
+SIZE_SLIPS = (
+    ("forgot_plus_one", "you left out the +1 in the output size floor((H + 2P - k)/S) + 1",
+     size_without_plus_one),
+    ("ceil_not_floor", "you rounded (H + 2P - k)/S up; the output-size formula rounds down",
+     size_with_ceil),
+    ("forgot_padding", "you left out the padding P in the output-size formula",
+     size_without_padding),
 )
 
 
-def layer_table(input_shape: Sequence[int], layers: Sequence[Layer],
-                slip: Slip = RIGHT) -> dict[str, Any]:
-    """Every answer field of the table (multiplications included) under ``slip``.
+def table_slips(layers: Sequence[Layer]) -> list[Slip]:
+    """The catalogue's mistakes; each count slip swaps different steps, so they combine
+    with each other and with any one size slip."""
+    def slides(layer: Layer) -> bool:
+        return isinstance(layer, (Conv, Pool))
 
-    >>> t = layer_table((1, 32, 32), parse_layers(["CONV5-6(1,0)", "POOL-2", "FC-10"]))
-    >>> t["output_shapes"], t["layer_params"], t["total_params"]
-    ([[6, 28, 28], [6, 14, 14], [10]], [156, 0, 11770], 11926)
+    return [
+        *(Slip(name, feedback,
+               swaps(layers, "shape", functools.partial(shape_after, size_rule=rule), slides))
+          for name, feedback, rule in SIZE_SLIPS),
+        Slip("forgot_biases", "you left out the biases: one per filter of a convolution and "
+             "one per unit of a fully connected layer",
+             swaps(layers, "biases", no_biases, has_bias)),
+        Slip("forgot_input_channels", "you counted k*k weights per filter; a filter has k*k "
+             "weights for each input channel, k*k*C_in in all",
+             swaps(layers, "weights", weights_one_channel, lambda x: isinstance(x, Conv))),
+        Slip("pooling_params", "you gave pooling layers parameters; pooling has no weights",
+             swaps(layers, "weights", pool_weights, lambda x: isinstance(x, Pool))),
+    ]
+
+
+# -- entry weights ---------------------------------------------------------------------
+
+def shape_weights(rows: Sequence[LayerRow]) -> list[float]:
+    """Per entry of the output shapes, the work it needs:
+
+    * nothing for an entry the layer never changes (a ReLU's row, a pool's channels);
+    * little for one it happens to keep (a "same" convolution's H and W: copying the
+      input gets it, but forgetting the padding must still cost something), and for a
+      row the layer would also give one row early (a stride-2 convolution keeping the
+      channels after a 2x2 pool): a table shifted down by a row, each layer's input
+      copied as its output, is consistent there and would earn carried-forward credit;
+    * half for one read off the notation (filters, units) or a plain product (FLATTEN);
+    * all for one worked out with the size formula.
     """
-    rows = trace(input_shape, layers, slip.size_rule)
-    counts = [slip.count(r) for r in rows]
-    return {
-        "output_shapes": [list(r.output_shape) for r in rows],
-        "layer_params": [p for p, _ in counts],
-        "total_params": sum(p for p, _ in counts),
-        "layer_multiplications": [m for _, m in counts],
-    }
+    out = []
+    for before, r in zip((None, *rows), rows):
+        repeated = before is not None and _applied(r.layer, before.input_shape) == r.input_shape
+        for e in range(len(r.output_shape)):
+            if _never_changes(r, e):
+                out.append(UNCHANGED)
+            elif repeated or _is_kept(r, e):
+                out.append(LITTLE)
+            elif isinstance(r.layer, (Dense, Flatten)) or (isinstance(r.layer, Conv) and e == 0):
+                out.append(READ_OFF)
+            else:
+                out.append(WORKED_OUT)
+    return out
 
 
-def is_inexact(row: LayerRow) -> bool:
-    """Whether a conv or pool layer divides by its stride with a remainder (floor matters)."""
-    layer = row.layer
-    if not isinstance(layer, (Conv, Pool)):
-        return False
-    return any((n + 2 * layer.padding - layer.k) % layer.stride for n in row.input_shape[1:])
+def _never_changes(row: LayerRow, e: int) -> bool:
+    """Whether the layer copies entry e of any input (nothing to work out)."""
+    return isinstance(row.layer, (ReLU, BatchNorm, Dropout)) or \
+        (isinstance(row.layer, Pool) and e == 0) or \
+        (isinstance(row.layer, Flatten) and len(row.input_shape) == 1)
+
+
+def _is_kept(row: LayerRow, e: int) -> bool:
+    return len(row.input_shape) == len(row.output_shape) and \
+        row.input_shape[e] == row.output_shape[e]
+
+
+def _applied(layer: Layer, shape: Shape) -> Shape | None:
+    try:
+        return layer.output_shape(shape)
+    except ParamError:
+        return None
 
 
 # -- random networks -------------------------------------------------------------
@@ -110,22 +172,22 @@ def draw_network(rng: np.random.Generator, input_shape: Shape) -> list[Layer]:
 
     A CNN of 2-3 conv blocks (conv, maybe BN, ReLU, usually pooling), FLATTEN and
     1-3 FC layers for a feature map; FC layers alone for a vector. Half the draws
-    are made to contain a division by the stride that is not exact.
+    of a feature map are made to contain a division by the stride that is not exact
+    (where the input allows one).
     """
-    want_inexact = rng.random() < INEXACT_SHARE
-    fallback = None
-    for _ in range(MAX_DRAWS):
-        layers = _draw_mlp(rng) if len(input_shape) == 1 else _draw_cnn(rng, input_shape[0])
+    want_inexact = rng.random() < INEXACT_SHARE and len(input_shape) == 3
+    draw = _draw_mlp if len(input_shape) == 1 else \
+        functools.partial(_draw_cnn, channels=input_shape[0])
+    fits = functools.partial(_fits_a_sheet, input_shape)
+    refusal = (f"no network of {MIN_LAYERS}-{MAX_LAYERS} layers fits input_shape "
+               f"{tuple(input_shape)}; give a larger input or the layers")
+    if want_inexact:
         try:
-            rows = trace(input_shape, layers)
-        except ParamError:
-            continue
-        if not _fits_a_sheet(rows):
-            continue
-        fallback = fallback or layers
-        if not want_inexact or any(is_inexact(r) for r in rows):
-            return layers
-    return fallback or [Conv(3, 8), ReLU(), Flatten(), Dense(10)]
+            return draw_until(rng, draw, lambda x: fits(x, inexact=True), tries=MAX_DRAWS,
+                              refusal=refusal)
+        except ParamError:  # no division with a remainder on this input: any network fits
+            pass
+    return draw_until(rng, draw, fits, tries=MAX_DRAWS, refusal=refusal)
 
 
 def _draw_cnn(rng: np.random.Generator, channels: int) -> list[Layer]:
@@ -167,15 +229,27 @@ def _hidden_units(rng: np.random.Generator, n: int, classes: int) -> list[int]:
     return sorted((choice(rng, wider) for _ in range(n)), reverse=True)
 
 
-def _fits_a_sheet(rows: Sequence[LayerRow]) -> bool:
-    """6-12 layers, a last feature map of at least 2x2, a first FC layer of moderate size."""
-    if not MIN_LAYERS <= len(rows) <= MAX_LAYERS:
+def _fits_a_sheet(input_shape: Shape, layers: list[Layer], inexact: bool = False) -> bool:
+    """6-12 valid layers, a last feature map of at least 2x2, a first FC layer of moderate
+    size; with ``inexact``, a size division with a remainder."""
+    try:
+        table = trace(input_shape, layers)
+    except ParamError:
         return False
-    maps = [r.output_shape for r in rows if len(r.output_shape) == 3]
-    if maps and min(maps[-1][1:]) < MIN_MAP:
+    maps = [r.output_shape for r in table if len(r.output_shape) == 3]
+    dense_inputs = [int(np.prod(r.input_shape)) for r in table if isinstance(r.layer, Dense)]
+    return MIN_LAYERS <= len(table) <= MAX_LAYERS and \
+        (not maps or min(maps[-1][1:]) >= MIN_MAP) and \
+        (not dense_inputs or dense_inputs[0] <= MAX_FEATURES) and \
+        (not inexact or any(is_inexact(r) for r in table))
+
+
+def is_inexact(row: LayerRow) -> bool:
+    """Whether a conv or pool layer divides by its stride with a remainder (floor matters)."""
+    layer = row.layer
+    if not isinstance(layer, (Conv, Pool)):
         return False
-    dense_inputs = [int(np.prod(r.input_shape)) for r in rows if isinstance(r.layer, Dense)]
-    return not dense_inputs or dense_inputs[0] <= MAX_FEATURES
+    return any((n + 2 * layer.padding - layer.k) % layer.stride for n in row.input_shape[1:])
 
 
 def fitting_input(rng: np.random.Generator, layers: Sequence[Layer]) -> list[int]:
@@ -218,100 +292,66 @@ class CnnLayerTable(Exercise):
         layers = parse_layers(params["layers"])
         if not layers:
             raise ParamError("layers must list at least one layer")
-        trace(shape, layers)
+        if not any(r.params for r in trace(shape, layers)):
+            raise ParamError("these layers have no parameters to count; add a CONV, FC or BN "
+                             "layer")
         mults = params.get("multiplications", False)
         if not isinstance(mults, bool):
             raise ParamError(f"multiplications must be true or false, not {mults!r}")
+        if mults and not any(multiplies(x) for x in layers):
+            raise ParamError("multiplications: true needs a CONV or FC layer; no other layer "
+                             "multiplies")
         return jsonable({"input_shape": list(shape), "layers": [x.to_json() for x in layers],
                          "multiplications": mults})
 
-    def solve(self, params):
-        answers = layer_table(params["input_shape"], parse_layers(params["layers"]))
-        return _asked(answers, params)
+    def graph(self, params):
+        return table_graph(parse_layers(params["layers"]))
 
-    def fields(self, params):
-        rows = trace(params["input_shape"], parse_layers(params["layers"]))
-        n = len(rows)
+    def fields(self, params, values):
+        table = trace(params["input_shape"], parse_layers(params["layers"]))
+        each = [names(i) for i in range(1, len(table) + 1)]
+        shapes = shape_weights(table)
         out = [integer("output_shapes", "the output shape of each layer, [C, H, W] or [N]",
-                       [[len(r.output_shape)] for r in rows], weight=2),
-               integer("layer_params", "the number of parameters of each layer", [n], weight=2),
+                       [[len(r.output_shape)] for r in table], weight=2,
+                       entry_weights=shapes if any(shapes) else None,  # else all alike
+                       parts=tuple(n.shape for n in each)),
+               integer("layer_params", "the number of parameters of each layer", [len(table)],
+                       weight=2, parts=tuple(n.params for n in each),
+                       entry_weights=[PARAM_WORK.get(type(r.layer), 0.0) for r in table]),
                integer("total_params", "the total number of parameters", [])]
         if params["multiplications"]:
             out.append(integer("layer_multiplications", "the multiplications of each layer",
-                               [n], weight=2))
+                               [len(table)], weight=2, parts=tuple(n.mults for n in each),
+                               entry_weights=[float(multiplies(r.layer)) for r in table]))
         return out
 
-    def mistakes(self, params):
-        layers = parse_layers(params["layers"])
-        out = []
-        for slip in SLIPS:
-            try:
-                wrong = layer_table(params["input_shape"], layers, slip)
-            except ParamError:  # the slip makes some layer impossible: no one answers that
-                continue
-            out.append(Mistake(slip.name, slip.feedback, _asked(wrong, params)))
-        return out
+    def slips(self, params):
+        return table_slips(parse_layers(params["layers"]))
 
     def problem(self, params):
         layers = parse_layers(params["layers"])
-        kinds = {x.kind for x in layers}
+        first = next((x for x in layers if isinstance(x, (Dense, Flatten))), None)
         return {
             "input": latex.shape(params["input_shape"]),
             "layers": [label(x) for x in layers],
-            "kinds": sorted(kinds),
-            "implicit_flatten": any(isinstance(r.layer, Dense) and len(r.input_shape) == 3
-                                    for r in trace(params["input_shape"], layers)),
+            "kinds": sorted({x.kind for x in layers}),
+            "implicit_flatten": len(params["input_shape"]) == 3 and isinstance(first, Dense),
             "mults": params["multiplications"],
         }
 
-    def steps(self, params, answers):
-        rows = trace(params["input_shape"], parse_layers(params["layers"]))
-        counted = [r.params for r in rows if r.params]
-        weighted = [(i, r) for i, r in enumerate(rows, 1) if r.multiplications]
+    def worked(self, params, values):
+        table = rows(values, parse_layers(params["layers"]))
+        asked = params["multiplications"]
         return {
-            "rows": [table_row(i, r) for i, r in enumerate(rows, 1)],
-            "total_sum": latex.Tex(" + ".join(latex.count(p) for p in counted) or "0"),
-            "total": latex.count(answers["total_params"]),
+            "rows": [{"i": i, "layer": label(r.layer), "size": size_tex(r),
+                      "shape": latex.shape(r.output_shape), "params": params_tex(r)}
+                     for i, r in enumerate(table, 1)],
+            "total_sum": sum_tex([r.params for r in table]),
+            "total": latex.count(values["total_params"]),
             "mults": [{"i": i, "layer": label(r.layer), "product": mults_tex(r)}
-                      for i, r in weighted] if params["multiplications"] else [],
-            "output_shapes": [latex.shape(s) for s in answers["output_shapes"]],
-            "layer_params": [latex.count(p) for p in answers["layer_params"]],
-            "layer_multiplications": [latex.count(m) for m in
-                                      answers.get("layer_multiplications", [])],
+                      for i, r in enumerate(table, 1) if r.multiplications] if asked else [],
+            "output_shapes": [latex.shape(r.output_shape) for r in table],
+            "layer_params": [latex.count(r.params) for r in table],
+            "layer_multiplications": [latex.count(r.multiplications) for r in table]
+            if asked else [],
         }
-
-
-def _asked(answers: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    if params["multiplications"]:
-        return answers
-    return {k: v for k, v in answers.items() if k != "layer_multiplications"}
-
-
-# -- the worked table ------------------------------------------------------------------
-
-def table_row(i: int, row: LayerRow) -> dict[str, Any]:
-    return {"i": i, "layer": label(row.layer), "size": size_tex(row),
-            "shape": latex.shape(row.output_shape), "params": params_tex(row)}
-
-
-def size_tex(row: LayerRow) -> latex.Tex:
-    """How the output shape comes about, as inline math (or words)."""
-    layer, shape = row.layer, row.input_shape
-    if isinstance(layer, (Conv, Pool)):
-        (_, h, w), (_, ho, wo) = shape, row.output_shape
-        formula = _size_formula(h, layer, ho)
-        if h == w:
-            return latex.Tex(f"${formula}$")
-        return latex.Tex(rf"\begin{{tabular}}[t]{{@{{}}l@{{}}}}$H{{:}}\ {formula}$ \\ "
-                         rf"$W{{:}}\ {_size_formula(w, layer, wo)}$\end{{tabular}}")
-    if isinstance(layer, (Flatten, Dense)) and len(shape) == 3:
-        flat = rf"{product(shape)} = {latex.count(int(np.prod(shape)))}"
-        return latex.Tex(f"${flat}$" if isinstance(layer, Flatten) else f"flattens ${flat}$")
-    if isinstance(layer, Dense):
-        return latex.Tex(f"{layer.units} units")
-    return latex.Tex("unchanged")
-
-
-def _size_formula(n: int, layer: Conv | Pool, out: int) -> str:
-    return (rf"\lfloor ({n} + 2\cdot {layer.padding} - {layer.k})/{layer.stride} \rfloor + 1"
-            rf" = {out}")

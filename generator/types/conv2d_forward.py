@@ -177,8 +177,8 @@ class Conv2dForward(Exercise):
     def graph(self, params):
         return GRAPH_2D if is_2d(params) else GRAPH
 
-    def fields(self, params):
-        z = self.values(params)["preactivation"]
+    def fields(self, params, values):
+        z = values["preactivation"]
         shape = list(z.shape[1:] if is_2d(params) else z.shape)
         relu = params["activation"] == "relu"
         return [real("output", "the output feature map", shape,

@@ -4,29 +4,33 @@ Parameters: ``input_shape`` (C, H, W); ``branches``, a list of layer chains in t
 notation of :mod:`deepdrill.generator.layers` (stored canonically); ``compare``
 (default false; the option of the same name sets it for drawn variants).
 
-Inside a branch every layer keeps H x W. A convolution has stride 1 and "same"
+Inside a branch every layer keeps H x W: a convolution has stride 1 and "same"
 padding floor(k/2) (the notation's default, so an odd k); a pooling layer such as
-``POOL-3(1)`` is pooling with stride 1 and padding floor(k/2), whatever padding the
-notation gives it. A layer that would change H x W (an explicit ``(S,P)`` that does
-not keep it, an even kernel, a pooling stride above 1) is refused, and so are FC
-and FLATTEN layers. ReLU, batch norm and dropout are allowed; they multiply nothing
-and only batch norm has parameters (2 per channel).
+``POOL-3(1)`` has stride 1 and padding floor(k/2), whatever padding the notation
+gives it. A layer that would change H x W is refused, and so are FC and FLATTEN
+layers. ReLU, batch norm and dropout multiply nothing; batch norm has 2 parameters
+per channel.
 
-``compare: false`` (an Inception-style module): the answers are each branch's
-multiplications and parameters, their totals, and the shape of the branches'
-outputs concatenated along the channels (a pooling-only branch keeps the input's
-channels).
+``compare: false`` (an Inception-style module): each branch's multiplications and
+parameters, their totals, and the shape of the outputs concatenated along the
+channels (a pooling-only branch keeps the input's channels). ``compare: true`` (the
+saving of a cheaper alternative): two branches, the direct one first and the cheaper
+one second (say a 1x1 bottleneck before the k x k convolution), with the same
+output shape; each branch's counts, that ``output_shape``, and ``savings_factor``,
+the first's multiplications over the second's (no totals: the branches are
+alternatives).
 
-``compare: true`` (the saving of a cheaper alternative): exactly two branches, the
-direct one first and the cheaper alternative second (say a 1x1 bottleneck before
-the k x k convolution), with the same output shape. The answers are each branch's
-multiplications and parameters, that common ``output_shape``, and
-``savings_factor``, the first branch's multiplications divided by the second's.
-Totals are not asked: the two branches are alternatives, and their sum means nothing.
+The steps: branch b's layers are counted by
+:func:`~deepdrill.generator.layers.chain_steps` (``shape_b.i``, ``weights_b.i``,
+``biases_b.i``, ``positions_b.i``, ``mults_b.i``) and summed into ``branch_mults_b``
+and ``branch_params_b`` (the items of the two branch fields); the totals, the savings
+factor and the output shape come from those. Each mistake swaps one kind of step, so
+any two of them combine.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,99 +39,105 @@ import numpy as np
 from deepdrill.errors import ParamError
 from deepdrill.generator import latex
 from deepdrill.generator.exercise import Exercise, jsonable, register, require
+from deepdrill.generator.layer_tex import label, mults_tex, params_tex, sum_tex
+from deepdrill.generator.layers import (BatchNorm, Conv, Dense, Flatten, Layer, Pool, Shape, add,
+                                        as_shape, chain_steps, count, has_bias, multiplies, names,
+                                        no_biases, parse_layers, rows, swaps, total, trace,
+                                        weights_one_channel)
+from deepdrill.generator.randomness import choice, draw_until
+from deepdrill.generator.steps import NotApplicable, Slip, Step, run
 from deepdrill.model.fields import integer, real
-from deepdrill.generator.layer_tex import label, mults_tex, params_tex
-from deepdrill.generator.layers import (BatchNorm, Conv, Count, Dense, Flatten, Layer, LayerRow,
-                                        Pool, Shape, Slip, as_shape, count_without_bias,
-                                        count_without_input_channels, parse_layers, right_count,
-                                        trace)
-from deepdrill.generator.randomness import choice
-from deepdrill.model.variant import Mistake
 
 SIZES = (7, 14, 28)
 CHANNELS = (64, 128, 192, 256, 480, 512)
 NAIVE_SHARE = 0.25  # share of drawn modules without 1x1 reductions (the "naive" Inception)
 FOUR_BRANCH_SHARE = 0.6
+MAX_DRAWS = 100
 
 
-def count_k_not_k2(row: LayerRow) -> tuple[int, int]:
-    """A k x k filter counted as k multiplications per input channel, not k*k."""
-    params, mults = right_count(row)
-    return params, mults // row.layer.k if isinstance(row.layer, Conv) else mults
+# -- the steps ------------------------------------------------------------------
+
+def computed(layers: Sequence[Layer]) -> tuple[Layer, ...]:
+    """The branch's layers as computed: pooling padded by floor(k/2)."""
+    return tuple(Pool(x.k, x.stride, x.k // 2, x.mode) if isinstance(x, Pool) else x
+                 for x in layers)
 
 
-def count_per_position(row: LayerRow) -> tuple[int, int]:
-    """The work of one output position, not of the whole H x W map."""
-    params, mults = right_count(row)
-    _, h, w = row.output_shape
-    return params, mults // (h * w)
+def concatenated(*shapes: Any) -> Shape:
+    """The branches' outputs stacked along the channels (all keep the same H x W)."""
+    dims = [as_shape(s) for s in shapes]
+    return (sum(d[0] for d in dims), *dims[0][1:])
 
 
-SLIPS = (
-    Slip("forgot_input_channels", "you left out the input channels: each output value of a "
-         "convolution sums k*k products over every input channel (k*k*C_in)",
-         count=count_without_input_channels),
-    Slip("k_not_k_squared", "you counted a k x k filter as k multiplications; it has k*k "
-         "weights per input channel", count=count_k_not_k2),
-    Slip("per_position", "you counted the work of one output position; multiply by the "
-         "H_out*W_out positions of the map", count=count_per_position),
-    Slip("forgot_biases", "you left out the biases, one per filter", count=count_without_bias),
-)
+def savings(direct: Any, alternative: Any) -> float:
+    """The direct branch's multiplications over the alternative's.
 
-
-# -- the solver -----------------------------------------------------------------
-
-def branch_rows(input_shape: Sequence[int], layers: Sequence[Layer]) -> tuple[LayerRow, ...]:
-    """The branch's layers as computed (pooling padded by floor(k/2)), one row each."""
-    return trace(input_shape, [same_padded(x) for x in layers])
-
-
-def same_padded(layer: Layer) -> Layer:
-    if isinstance(layer, Pool):
-        return Pool(layer.k, layer.stride, layer.k // 2, layer.mode)
-    return layer
-
-
-def module_cost(input_shape: Sequence[int], branches: Sequence[Sequence[Layer]],
-                compare: bool, count: Count = right_count) -> dict[str, Any]:
-    """All answers, counting each layer with ``count`` (a slip reproduces a mistake).
-
-    >>> from deepdrill.generator.layers import parse_layers as p
-    >>> cost = module_cost((192, 28, 28), [p(["CONV5-32"]), p(["CONV1-16", "CONV5-32"])], True)
-    >>> cost["branch_multiplications"], cost["output_shape"], round(cost["savings_factor"], 3)
-    ([120422400, 12443648], [32, 28, 28], 9.677)
+    Two equal counts give 1 without any work: no carried-forward credit for that
+    (it would reward an answer of all ones).
     """
-    rows = [branch_rows(input_shape, b) for b in branches]
-    counts = [[count(r) for r in rs] for rs in rows]
-    mults = [sum(m for _, m in c) for c in counts]
-    params = [sum(p for p, _ in c) for c in counts]
-    outputs = [rs[-1].output_shape for rs in rows]
+    d, a = count(direct), count(alternative)
+    if a <= 0 or a == d:
+        raise NotApplicable(f"{d} / {a} multiplications is no savings factor to compute")
+    return d / a
+
+
+@functools.lru_cache(maxsize=256)  # the grader re-runs a variant's graph for every slip
+def module_graph(branches: tuple[tuple[Layer, ...], ...], compare: bool) -> tuple[Step, ...]:
+    """Each branch's layer steps and sums, then the totals (or the savings factor) and the
+    output shape.
+
+    >>> v = run(module_graph((parse_layers(["CONV5-32"]), parse_layers(["CONV1-16", "CONV5-32"])),
+    ...                      True), {"input_shape": [192, 28, 28]})
+    >>> v["branch_mults_1"], v["branch_mults_2"], round(v["savings_factor"], 3)
+    (120422400, 12443648, 9.677)
+    """
+    steps: list[Step] = []
+    for b, layers in enumerate(branches, 1):
+        each = [names(f"{b}.{i}") for i in range(1, len(layers) + 1)]
+        steps += [*chain_steps(layers, branch=b),
+                  Step(f"branch_mults_{b}", add, tuple(n.mults for n in each)),
+                  Step(f"branch_params_{b}", add, tuple(n.params for n in each))]
+    mults, params = _branch_names(len(branches))
+    last = tuple(names(f"{b}.{len(x)}").shape for b, x in enumerate(branches, 1))
     if compare:
-        return {"branch_multiplications": mults, "branch_params": params,
-                "output_shape": list(outputs[0]), "savings_factor": mults[0] / mults[1]}
-    _, h, w = input_shape
-    return {"branch_multiplications": mults, "branch_params": params,
-            "total_multiplications": sum(mults), "total_params": sum(params),
-            "output_shape": [sum(o[0] for o in outputs), h, w]}
+        return (*steps, Step("output_shape", concatenated, last[:1]),
+                Step("savings_factor", savings, mults))
+    return (*steps, Step("total_multiplications", total, mults),
+            Step("total_params", total, params), Step("output_shape", concatenated, last))
 
 
-def check_branch(input_shape: Shape, layers: Sequence[Layer], index: int) -> None:
-    """ParamError unless every layer of the branch keeps H x W."""
-    for j, layer in enumerate(layers, 1):
-        where = f"branch {index}, layer {j} ({layer})"
-        if isinstance(layer, (Dense, Flatten)):
-            raise ParamError(f"{where}: FC and FLATTEN layers do not belong in a branch; each "
-                             f"branch maps the (C, H, W) input to a (C', H, W) map")
-    try:
-        rows = branch_rows(input_shape, layers)
-    except ParamError as err:
-        raise ParamError(f"branch {index}, {err.message}") from None
-    for j, row in enumerate(rows, 1):
-        (_, h, w), (_, ho, wo) = row.input_shape, row.output_shape
-        if (ho, wo) != (h, w):
-            raise ParamError(f"branch {index}, layer {j} ({layers[j - 1]}) turns {h}x{w} into "
-                             f"{ho}x{wo}; every layer in a branch keeps H x W: an odd kernel, "
-                             f"stride 1 and padding floor(k/2), e.g. CONV3-64 or POOL-3(1)")
+def _branch_names(n: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    return (tuple(f"branch_mults_{b}" for b in range(1, n + 1)),
+            tuple(f"branch_params_{b}" for b in range(1, n + 1)))
+
+
+def mults_k_not_k_squared(layer: Conv, positions: Any, weights: Any) -> int:
+    return count(positions) * count(weights) // layer.k
+
+
+def one_position(layer: Conv, shape: Any) -> int:
+    return 1
+
+
+def module_slips(branches: Sequence[Sequence[Layer]]) -> list[Slip]:
+    def everywhere(step: str, fn: Any, which: Any) -> dict[str, Any]:
+        return {k: v for b, layers in enumerate(branches, 1)
+                for k, v in swaps(layers, step, fn, which, branch=b).items()}
+
+    def convs(layer: Layer) -> bool:
+        return isinstance(layer, Conv)
+
+    return [
+        Slip("forgot_input_channels", "you left out the input channels: each output value of "
+             "a convolution sums k*k products over every input channel (k*k*C_in)",
+             everywhere("weights", weights_one_channel, convs)),
+        Slip("k_not_k_squared", "you counted a k x k filter as k multiplications; it has k*k "
+             "weights per input channel", everywhere("mults", mults_k_not_k_squared, convs)),
+        Slip("per_position", "you counted the work of one output position; multiply by the "
+             "H_out*W_out positions of the map", everywhere("positions", one_position, convs)),
+        Slip("forgot_biases", "you left out the biases, one per filter",
+             everywhere("biases", no_biases, has_bias)),
+    ]
 
 
 # -- random draws ---------------------------------------------------------------------
@@ -184,11 +194,23 @@ class ConvCost(Exercise):
         p = {"compare": bool(options["compare"]), **pinned}
         if "input_shape" not in p:
             p["input_shape"] = draw_input(rng)
-        if "branches" not in p:
-            channels = as_shape(p["input_shape"])[0]
+        shape = as_shape(p["input_shape"])
+        if "branches" not in p and len(shape) == 3:  # else check() says what is wrong
             draw = draw_comparison if p["compare"] is True else draw_inception
-            p["branches"] = draw(rng, channels)
+            p["branches"] = draw_until(
+                rng, functools.partial(draw, channels=shape[0]),
+                functools.partial(self._changes_channels, p), tries=MAX_DRAWS,
+                refusal=f"no module of this kind suits input_shape {list(shape)}; give the "
+                        f"branches")
         return p
+
+    def _changes_channels(self, params: dict[str, Any], branches: list[list[str]]) -> bool:
+        """A valid module whose output shape is not the input's (copying it earns nothing)."""
+        try:
+            p = self.check({**params, "branches": branches})
+        except ParamError:
+            return False
+        return run(self.graph(p), p)["output_shape"][0] != p["input_shape"][0]
 
     def check(self, params):
         require(params, "input_shape", "branches")
@@ -199,40 +221,46 @@ class ConvCost(Exercise):
         if not isinstance(compare, bool):
             raise ParamError(f"compare must be true or false, not {compare!r}")
         branches = _parse_branches(params["branches"])
-        for i, layers in enumerate(branches, 1):
-            check_branch(shape, layers, i)
+        tables = [check_branch(shape, layers, i) for i, layers in enumerate(branches, 1)]
+        mults = [sum(r.multiplications for r in t) for t in tables]
         if compare:
-            _check_comparison(shape, branches)
+            _check_comparison([t[-1].output_shape for t in tables], mults)
+        elif not any(mults):
+            raise ParamError("the branches multiply nothing, so there is nothing to count; "
+                             "give one a convolution")
         return jsonable({"input_shape": list(shape), "compare": compare,
                          "branches": [[x.to_json() for x in b] for b in branches]})
 
-    def solve(self, params):
-        return module_cost(params["input_shape"], _parse_branches(params["branches"]),
-                           params["compare"])
+    def graph(self, params):
+        return module_graph(tuple(computed(b) for b in _parse_branches(params["branches"])),
+                            params["compare"])
 
-    def fields(self, params):
-        n = len(params["branches"])
-        out = [integer("branch_multiplications", "the multiplications of each branch", [n]),
-               integer("branch_params", "the parameters of each branch", [n])]
-        if params["compare"]:
-            return out + [integer("output_shape", "the output shape of either branch, "
-                                  "[C, H, W]", [3]),
-                          real("savings_factor", "the first branch's multiplications divided "
-                               "by the second's", [])]
-        return out + [integer("total_multiplications", "the multiplications of the module", []),
-                      integer("total_params", "the parameters of the module", []),
-                      integer("output_shape", "the shape of the concatenated output, [C, H, W]",
-                              [3])]
-
-    def mistakes(self, params):
+    def fields(self, params, values):
         branches = _parse_branches(params["branches"])
-        return [Mistake(s.name, s.feedback,
-                        module_cost(params["input_shape"], branches, params["compare"], s.count))
-                for s in SLIPS]
+        mults, counted = _branch_names(len(branches))
+        # a branch that obviously has nothing to count (pooling only) weighs nothing
+        out = [integer("branch_multiplications", "the multiplications of each branch",
+                       [len(branches)], parts=mults,
+                       entry_weights=[float(any(map(multiplies, b))) for b in branches]),
+               integer("branch_params", "the parameters of each branch", [len(branches)],
+                       parts=counted, entry_weights=[
+                           float(any(isinstance(x, (Conv, BatchNorm)) for x in b))
+                           for b in branches])]
+        output = integer("output_shape", "the output shape of either branch, [C, H, W]"
+                         if params["compare"] else "the shape of the concatenated output, "
+                         "[C, H, W]", [3], entry_weights=[1, 0, 0])  # H and W are the input's
+        if params["compare"]:
+            return out + [output, real("savings_factor", "the first branch's multiplications "
+                                       "divided by the second's", [])]
+        return out + [integer("total_multiplications", "the multiplications of the module", []),
+                      integer("total_params", "the parameters of the module", []), output]
+
+    def slips(self, params):
+        return module_slips([computed(b) for b in _parse_branches(params["branches"])])
 
     def problem(self, params):
         branches = _parse_branches(params["branches"])
-        pools = {str(x): same_padded(x) for b in branches for x in b if isinstance(x, Pool)}
+        pools = {str(x): y for b in branches for x, y in zip(b, computed(b)) if isinstance(x, Pool)}
         return {
             "input": latex.shape(params["input_shape"]),
             "size": latex.Tex(r"{}\times {}".format(*params["input_shape"][1:])),
@@ -243,25 +271,24 @@ class ConvCost(Exercise):
             "bn": any(isinstance(x, BatchNorm) for b in branches for x in b),
         }
 
-    def steps(self, params, answers):
+    def worked(self, params, values):
         branches = _parse_branches(params["branches"])
-        out = {"branches": [_branch_steps(params["input_shape"], b, i, answers)
-                            for i, b in enumerate(branches)],
-               "mults": [latex.count(m) for m in answers["branch_multiplications"]],
-               "params": [latex.count(p) for p in answers["branch_params"]],
-               "output": latex.shape(answers["output_shape"])}
+        tables = [rows(values, computed(b), branch=j) for j, b in enumerate(branches, 1)]
+        mults, counted = _branch_names(len(branches))
+        out = {"branches": [_branch_steps(b, t, values[m], values[p])
+                            for b, t, m, p in zip(branches, tables, mults, counted)],
+               "mults": [latex.count(values[m]) for m in mults],
+               "params": [latex.count(values[p]) for p in counted],
+               "output": latex.shape(values["output_shape"])}
         if params["compare"]:
-            m = answers["branch_multiplications"]
-            out["savings_value"] = latex.num(answers["savings_factor"])
-            out["savings"] = latex.Tex(f"{latex.count(m[0])} / {latex.count(m[1])} = "
+            out["savings_value"] = latex.num(values["savings_factor"])
+            out["savings"] = latex.Tex(f"{out['mults'][0]} / {out['mults'][1]} = "
                                        f"{out['savings_value']}")
         else:
-            out["total_mults"] = latex.count(answers["total_multiplications"])
-            out["total_params"] = latex.count(answers["total_params"])
-            channels = [rs[-1].output_shape[0] for rs in
-                        (branch_rows(params["input_shape"], b) for b in branches)]
-            out["channels"] = latex.Tex(" + ".join(map(str, channels)))
-            out["out_channels"] = answers["output_shape"][0]
+            out["total_mults"] = latex.count(values["total_multiplications"])
+            out["total_params"] = latex.count(values["total_params"])
+            out["channels"] = latex.Tex(" + ".join(str(t[-1].output_shape[0]) for t in tables))
+            out["out_channels"] = values["output_shape"][0]
         return out
 
 
@@ -280,36 +307,50 @@ def _parse_branches(value: Any) -> list[tuple[Layer, ...]]:
     return out
 
 
-def _check_comparison(shape: Shape, branches: list[tuple[Layer, ...]]) -> None:
-    if len(branches) != 2:
+def check_branch(input_shape: Shape, layers: Sequence[Layer], index: int) -> tuple[Any, ...]:
+    """The branch's rows; ParamError unless every layer keeps H x W."""
+    for j, layer in enumerate(layers, 1):
+        if isinstance(layer, (Dense, Flatten)):
+            raise ParamError(f"branch {index}, layer {j} ({layer}): FC and FLATTEN layers do "
+                             f"not belong in a branch; each branch maps the (C, H, W) input "
+                             f"to a (C', H, W) map")
+    try:
+        table = trace(input_shape, computed(layers))
+    except ParamError as err:
+        raise ParamError(f"branch {index}, {err.message}") from None
+    for j, row in enumerate(table, 1):
+        (_, h, w), (_, ho, wo) = row.input_shape, row.output_shape
+        if (ho, wo) != (h, w):
+            raise ParamError(f"branch {index}, layer {j} ({layers[j - 1]}) turns {h}x{w} into "
+                             f"{ho}x{wo}; every layer in a branch keeps H x W: an odd kernel, "
+                             f"stride 1 and padding floor(k/2), e.g. CONV3-64 or POOL-3(1)")
+    return table
+
+
+def _check_comparison(outputs: list[Shape], mults: list[int]) -> None:
+    if len(outputs) != 2:
         raise ParamError(f"compare: true needs exactly two branches, the direct one first and "
-                         f"the cheaper alternative second; got {len(branches)}")
-    outs = [branch_rows(shape, b)[-1].output_shape for b in branches]
-    if outs[0] != outs[1]:
+                         f"the cheaper alternative second; got {len(outputs)}")
+    if outputs[0] != outputs[1]:
         raise ParamError(f"the two branches must give the same output shape to be compared; "
-                         f"they give {outs[0]} and {outs[1]}")
-    if module_cost(shape, branches, False)["branch_multiplications"][1] == 0:
+                         f"they give {outputs[0]} and {outputs[1]}")
+    if mults[1] == 0:
         raise ParamError("the second branch multiplies nothing, so there is no savings factor; "
                          "give it a convolution")
+    if mults[1] >= mults[0]:
+        raise ParamError(f"the second branch ({mults[1]} multiplications) is no cheaper than "
+                         f"the first ({mults[0]}); give the direct branch first and the cheaper "
+                         f"alternative second")
 
 
-# -- worked steps -----------------------------------------------------------------
+def _branch_steps(layers: Sequence[Layer], table: Sequence[Any], mults: int,
+                  params: int) -> dict[str, Any]:
+    def terms(counts: list[int]) -> latex.Tex | None:  # written out when there are several
+        return sum_tex(counts) if sum(map(bool, counts)) > 1 else None
 
-def _branch_steps(input_shape: Sequence[int], layers: Sequence[Layer], i: int,
-                  answers: dict[str, Any]) -> dict[str, Any]:
-    rows = branch_rows(input_shape, layers)
-    mults = [r.multiplications for r in rows if r.multiplications]
-    params = [r.params for r in rows if r.params]
-    return {
-        "rows": [{"layer": label(x), "shape": latex.shape(r.output_shape),
-                  "mults": mults_tex(r), "params": params_tex(r)}
-                 for x, r in zip(layers, rows)],
-        "sum_mults": _sum_tex(mults), "sum_params": _sum_tex(params),
-        "mults": latex.count(answers["branch_multiplications"][i]),
-        "params": latex.count(answers["branch_params"][i]),
-    }
-
-
-def _sum_tex(terms: list[int]) -> latex.Tex | None:
-    """The terms of a branch total, when there is more than one."""
-    return latex.Tex(" + ".join(latex.count(t) for t in terms)) if len(terms) > 1 else None
+    return {"rows": [{"layer": label(x), "shape": latex.shape(r.output_shape),
+                      "mults": mults_tex(r), "params": params_tex(r)}
+                     for x, r in zip(layers, table)],
+            "sum_mults": terms([r.multiplications for r in table]),
+            "sum_params": terms([r.params for r in table]),
+            "mults": latex.count(mults), "params": latex.count(params)}

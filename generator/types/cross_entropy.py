@@ -266,7 +266,7 @@ class CrossEntropy(Exercise):
     def graph(self, params):
         return GRAPH
 
-    def fields(self, params):
+    def fields(self, params, values):
         shape = list(np.shape(params["logits"]))
         batch = len(shape) == 2
         return [real("probabilities", "the softmax probabilities" +

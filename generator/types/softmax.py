@@ -197,7 +197,7 @@ class Softmax(Exercise):
     def graph(self, params):
         return GRAPH
 
-    def fields(self, params):
+    def fields(self, params, values):
         return [real("probabilities", "the softmax probabilities" +
                      (", one row per example" if np.ndim(params["logits"]) == 2 else ""),
                      list(np.shape(params["logits"])))]

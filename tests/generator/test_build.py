@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from deepdrill.errors import DeepdrillError
@@ -51,7 +52,9 @@ def test_the_key_never_leaks_into_student_files(example_build):
 
 
 def poison(value):
-    return [poison(v) for v in value] if isinstance(value, list) else 987654.321
+    if isinstance(value, (list, tuple)):
+        return type(value)(poison(v) for v in value)
+    return np.full(np.shape(value), 987654.321) if np.ndim(value) else 987654.321
 
 
 def test_problem_sheets_show_no_answers(example_assignment, example_students):
@@ -59,8 +62,10 @@ def test_problem_sheets_show_no_answers(example_assignment, example_students):
     builds = make_variants(example_assignment, example_students[:2])
     for sheet in sheets(example_assignment, builds):
         for q in sheet.questions:  # poison the answers: the problem sheet must not print them
-            for f, value in q.variant.answers.items():
-                q.variant.answers[f] = poison(value)
+            for f in q.variant.fields:
+                q.variant.answers[f.name] = poison(q.variant.answers[f.name])
+                for step in f.steps:  # the worked solution prints the steps' values
+                    q.variant.values[step] = poison(q.variant.values[step])
     problems = render_document(sheets(example_assignment, builds), solutions=False)
     assert "987654" not in problems and "Solution" not in problems
     assert "987654" in render_document(sheets(example_assignment, builds), solutions=True)

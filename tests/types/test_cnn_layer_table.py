@@ -1,19 +1,31 @@
-"""cnn_layer_table against torch.nn (shapes by running zeros through, counts from .parameters())."""
+"""cnn_layer_table against torch.nn (shapes by running zeros through, counts from .parameters()),
+its steps, its slips, and the weights that keep constant answers from earning points."""
 
+import functools
 
+import numpy as np
 import pytest
 
 from deepdrill.errors import ParamError
-from deepdrill.generator.exercise import make_variant
+from deepdrill.generator.exercise import get, make_variant
 from deepdrill.generator.layers import (BatchNorm, Conv, Dense, Flatten, ReLU,
                                         parse_layers)
 from deepdrill.generator.render import Question, Sheet, render_document
+from deepdrill.generator.steps import NotApplicable
 from deepdrill.generator.types.cnn_layer_table import INPUT_SHAPES
+from deepdrill.grader.score import grade_question
 from torch_layers import torch_rows
 
-SEEDS = range(250)
+TYPE = "cnn_layer_table"
+SEEDS = range(300)
 LENET = ["CONV5-6(1,0)", "POOL-2", "CONV5-16(1,0)", "POOL-2", "FLATTEN", "FC-120", "FC-84",
          "FC-10"]
+MAX_CONSTANT_SHARE = 0.10  # of the points, for an answer that does no work
+
+
+@functools.cache
+def variant(seed, mults=False):
+    return make_variant(TYPE, seed, options={"multiplications": mults})
 
 
 def torch_table(input_shape, layer_specs):
@@ -24,12 +36,12 @@ def torch_table(input_shape, layer_specs):
 
 def test_seed_sweep_against_torch():
     for seed in SEEDS:
-        v = make_variant("cnn_layer_table", seed)
+        v = variant(seed)
         shapes, params, mults = torch_table(v.params["input_shape"], v.params["layers"])
         assert v.answers == {"output_shapes": shapes, "layer_params": params,
                              "total_params": sum(params)}
         assert v.field("output_shapes").shape == [[len(s)] for s in shapes]
-        w = make_variant("cnn_layer_table", seed, options={"multiplications": True})
+        w = variant(seed, True)
         assert w.params == {**v.params, "multiplications": True}
         assert w.answers == {**v.answers, "layer_multiplications": mults}
 
@@ -37,25 +49,23 @@ def test_seed_sweep_against_torch():
 def test_draws_are_realistic_and_deterministic():
     inexact = 0
     for seed in SEEDS:
-        v = make_variant("cnn_layer_table", seed)
+        v = variant(seed)
         layers = parse_layers(v.params["layers"])
         assert tuple(v.params["input_shape"]) in INPUT_SHAPES
         assert 6 <= len(layers) <= 12
         assert all(isinstance(x, str) for x in v.params["layers"])  # canonical strings
         assert isinstance(layers[-1], Dense) and any(isinstance(x, Flatten) for x in layers)
-        convs = sum(isinstance(x, Conv) for x in layers)
-        assert 2 <= convs <= 3
+        assert 2 <= sum(isinstance(x, Conv) for x in layers) <= 3
         flat = v.answers["output_shapes"][[type(x) for x in layers].index(Flatten)][0]
         assert flat <= 4096
-        assert v.answers["total_params"] > 0
         inexact += "ceil_not_floor" in {m.name for m in v.mistakes}
-        assert v == make_variant("cnn_layer_table", seed)
     assert inexact >= len(SEEDS) // 3, "too few variants where floor vs ceil matters"
+    assert all(variant(s) == make_variant(TYPE, s) for s in range(20))
 
 
 def test_lenet_by_hand():
-    v = make_variant("cnn_layer_table", 0, {"input_shape": [1, 32, 32], "layers": LENET,
-                                            "multiplications": True})
+    v = make_variant(TYPE, 0, {"input_shape": [1, 32, 32], "layers": LENET,
+                               "multiplications": True})
     assert v.answers == {
         "output_shapes": [[6, 28, 28], [6, 14, 14], [16, 10, 10], [16, 5, 5], [400], [120],
                           [84], [10]],
@@ -64,15 +74,76 @@ def test_lenet_by_hand():
         "layer_multiplications": [117600, 0, 240000, 0, 0, 48000, 10080, 840],
     }
     by = {m.name: m.answers for m in v.mistakes}
-    assert by["forgot_biases"]["total_params"] == 61706 - (6 + 16 + 120 + 84 + 10)
+    assert by["forgot_biases"] == {"layer_params": [150, 0, 2400, 0, 0, 48000, 10080, 840],
+                                   "total_params": 61706 - (6 + 16 + 120 + 84 + 10)}
     assert by["pooling_params"]["layer_params"][:4] == [156, 6 * 4, 2416, 16 * 4]
     assert by["forgot_input_channels"]["layer_params"][2] == 16 * 25 + 16
     assert by["forgot_input_channels"]["layer_multiplications"][2] == 10 * 10 * 16 * 25
-    assert by["forgot_plus_one"]["output_shapes"][:4] == [[6, 27, 27], [6, 12, 12],
-                                                           [16, 7, 7], [16, 2, 2]]
+    assert by["forgot_plus_one"]["output_shapes"][:5] == [[6, 27, 27], [6, 12, 12],
+                                                           [16, 7, 7], [16, 2, 2], [64]]
     assert by["forgot_plus_one"]["layer_params"][5] == 16 * 2 * 2 * 120 + 120
+    assert by["forgot_plus_one"]["layer_multiplications"][0] == 27 * 27 * 6 * 25
     # every size division is exact and no layer is padded: those two slips change nothing
     assert "ceil_not_floor" not in by and "forgot_padding" not in by
+
+
+def test_the_steps_of_a_table():
+    ex = get(TYPE)
+    params = {"input_shape": [3, 8, 8], "layers": ["CONV3-4", "BN", "POOL-2", "FC-2"],
+              "multiplications": True}
+    values = ex.values(params)
+    assert [values[f"shape_{i}"] for i in (1, 2, 3, 4)] == [(4, 8, 8), (4, 8, 8), (4, 4, 4), (2,)]
+    assert (values["weights_1"], values["biases_1"], values["positions_1"]) == (108, 4, 64)
+    assert (values["weights_2"], values["biases_2"]) == (4, 4)  # gamma and beta
+    assert values["mults_1"] == 64 * 108 and values["mults_4"] == values["weights_4"] == 128
+    assert values["total_params"] == 112 + 8 + 0 + 130
+    fields = {f.name: f for f in ex.fields(params, ex.values(params))}
+    assert fields["output_shapes"].parts == ("shape_1", "shape_2", "shape_3", "shape_4")
+    assert fields["layer_params"].parts[0] == "params_1"
+    assert fields["layer_multiplications"].parts[-1] == "mults_4"
+    assert ex.answers(list(fields.values()), values)["output_shapes"][2] == [4, 4, 4]
+
+
+def test_later_steps_follow_a_students_shape():
+    ex = get(TYPE)
+    params = {"input_shape": [1, 32, 32], "layers": LENET, "multiplications": True}
+    own = ex.values(params, given={"shape_3": np.array([16, 12, 12])})
+    assert own["shape_3"] == (16, 10, 10)  # a given step is recomputed from its own inputs
+    assert own["shape_4"] == (16, 6, 6) and own["shape_5"] == (576,)
+    assert own["params_6"] == 576 * 120 + 120 and own["mults_6"] == 576 * 120
+    own = ex.values(params, given={f"params_{i}": np.int64(1) for i in range(1, 9)})
+    assert own["total_params"] == 8
+    own = ex.values(params, given={"shape_2": np.array([6, 15, 15]),
+                                   "shape_3": np.array([16, 11, 11])})
+    assert own["mults_3"] == 11 * 11 * 16 * 25 * 6 and own["params_3"] == 2416
+
+
+@pytest.mark.parametrize("given, left_out", [
+    ({"shape_2": np.array([6, 3, 3])}, "shape_3"),  # too small for the next 5x5 kernel
+    ({"shape_1": np.array([6, 0, 28])}, "shape_2"),  # not a shape
+    ({"shape_3": np.array([400])}, "shape_4"),  # a vector into pooling
+    ({f"params_{i}": np.int64(0) for i in range(1, 9)}, "total_params"),  # only zeros to add
+])
+def test_student_values_that_cannot_feed_a_step_leave_it_out(given, left_out):
+    own = get(TYPE).values({"input_shape": [1, 32, 32], "layers": LENET,
+                            "multiplications": True}, given=given)
+    assert left_out not in own and "params_1" in own
+
+
+def test_slips_combine_when_they_swap_different_steps():
+    ex = get(TYPE)
+    params = {"input_shape": [3, 9, 9], "layers": ["CONV3-4(2,1)", "POOL-2", "FC-2"],
+              "multiplications": False}
+    s = {slip.name: slip for slip in ex.slips(params)}
+    v = ex.values(params, [s["forgot_plus_one"], s["forgot_biases"]])
+    assert [v["shape_1"], v["shape_2"]] == [(4, 4, 4), (4, 1, 1)]
+    assert [v["params_1"], v["params_3"], v["total_params"]] == [108, 8, 116]
+    v = ex.values(params, [s["forgot_input_channels"], s["forgot_biases"]])
+    assert v["params_1"] == 4 * 9
+    v = ex.values(params, [s["forgot_input_channels"], s["pooling_params"]])
+    assert (v["params_1"], v["params_2"]) == (40, 4 * 4)
+    with pytest.raises(NotApplicable, match="swaps a step"):
+        ex.values(params, [s["forgot_plus_one"], s["ceil_not_floor"]])
 
 
 @pytest.mark.parametrize("input_shape, layers, name, shapes", [
@@ -81,44 +152,90 @@ def test_lenet_by_hand():
     ([3, 32, 32], ["CONV3-8(2,1)", "FC-2"], "ceil_not_floor", [[8, 17, 17], [2]]),
 ])
 def test_size_mistakes_by_hand(input_shape, layers, name, shapes):
-    v = make_variant("cnn_layer_table", 0, {"input_shape": input_shape, "layers": layers})
+    v = make_variant(TYPE, 0, {"input_shape": input_shape, "layers": layers})
     assert {m.name: m.answers for m in v.mistakes}[name]["output_shapes"] == shapes
 
 
 def test_every_mistake_differs_from_the_answer():
     for seed in range(60):
-        v = make_variant("cnn_layer_table", seed, options={"multiplications": True})
-        names = [m.name for m in v.mistakes]
-        assert {"forgot_biases", "forgot_input_channels"} <= set(names)
+        v = variant(seed, True)
+        assert {"forgot_biases", "forgot_input_channels"} <= {m.name for m in v.mistakes}
         for m in v.mistakes:
             assert m.answers and all(m.answers[k] != v.answers[k] for k in m.answers)
 
 
 def test_a_slip_that_breaks_the_network_is_not_offered():
     # without the +1 the 2x2 pool of a 2x2 map leaves nothing: no student answers that
-    v = make_variant("cnn_layer_table", 0, {"input_shape": [1, 4, 4],
-                                            "layers": ["POOL-2", "POOL-2", "FC-2"]})
+    v = make_variant(TYPE, 0, {"input_shape": [1, 4, 4], "layers": ["POOL-2", "POOL-2", "FC-2"]})
     assert "forgot_plus_one" not in {m.name for m in v.mistakes}
 
 
+# -- no free points -------------------------------------------------------------------
+
+def constant_answers(v):
+    """Answers that do no work: all zeros, all ones, the input shape in every row, each row's
+    own input shape as its output (the right table shifted down by one row)."""
+    shapes, n = v.answers["output_shapes"], len(v.answers["layer_params"])
+    inputs = [v.params["input_shape"], *shapes[:-1]]
+    tables = {"zeros": [[0] * len(s) for s in shapes], "ones": [[1] * len(s) for s in shapes],
+              "input": [v.params["input_shape"]] * n, "own input": inputs}
+    for name, table in tables.items():
+        count = int(name == "ones")
+        answers = {"output_shapes": table, "layer_params": [count] * n, "total_params": count}
+        if v.params["multiplications"]:
+            answers["layer_multiplications"] = [count] * n
+        yield name, answers
+
+
+@pytest.mark.parametrize("mults", [False, True])
+def test_constant_answers_earn_almost_nothing(mults):
+    for seed in SEEDS:
+        v = variant(seed, mults)
+        for name, answers in constant_answers(v):
+            score = grade_question(v, answers, 1).score
+            assert score <= MAX_CONSTANT_SHARE, (seed, name, score)
+
+
+def test_entries_weigh_the_work_they_need():
+    v = make_variant(TYPE, 0, {"input_shape": [3, 32, 32], "multiplications": True,
+                               "layers": ["CONV3-8", "RELU", "POOL-2", "DROPOUT", "FLATTEN",
+                                          "BN", "FC-10"]})
+    # a conv's filters: read off; its kept H and W: little; a ReLU's row, a pool's
+    # channels: nothing; a pool's H and W: worked out; FLATTEN and FC sizes: read off
+    assert v.field("output_shapes").entry_weights == (0.5, 0.1, 0.1, 0, 0, 0, 0, 1, 1, 0, 0, 0,
+                                                      0.5, 0, 0.5)
+    assert v.field("layer_params").entry_weights == (1, 0, 0.2, 0, 0, 0.5, 1)
+    assert v.field("layer_multiplications").entry_weights == (1, 0, 0, 0, 0, 0, 1)
+    assert grade_question(v, v.answers, 10).score == pytest.approx(10)
+    pooled = dict(v.answers, layer_params=[224, 0, 8 * 4, 0, 0, 4096, 20490])
+    assert grade_question(v, pooled, 10).score < 10  # pooling parameters still cost
+    unpadded = {m.name: m.answers for m in v.mistakes}["forgot_padding"]
+    assert unpadded["output_shapes"][0] == [8, 30, 30]
+    # the later rows are right for the student's own first row: only that row costs
+    assert 9 < grade_question(v, {**v.answers, **unpadded}, 10).score < 10
+
+
+# -- parameters -------------------------------------------------------------------------
+
 def test_pinned_params_are_kept():
-    v = make_variant("cnn_layer_table", 3, {"input_shape": [3, 100, 80]})
+    v = make_variant(TYPE, 3, {"input_shape": [3, 100, 80]})
     assert v.params["input_shape"] == [3, 100, 80]
     assert v.answers["output_shapes"] == torch_table([3, 100, 80], v.params["layers"])[0]
-    v = make_variant("cnn_layer_table", 3, {"layers": ["conv3-4 (1,1)", "FC-3"]})
+    v = make_variant(TYPE, 3, {"layers": ["conv3-4 (1,1)", "FC-3"]})
     assert v.params["layers"] == ["CONV3-4", "FC-3"]
     assert tuple(v.params["input_shape"]) in INPUT_SHAPES
-    v = make_variant("cnn_layer_table", 3, {"input_shape": [20]})  # a vector: an MLP
+    v = make_variant(TYPE, 3, {"input_shape": [20]})  # a vector: an MLP
     assert all(isinstance(x, (Dense, BatchNorm, ReLU)) for x in parse_layers(v.params["layers"]))
-    v = make_variant("cnn_layer_table", 3, {"multiplications": False},
-                     options={"multiplications": True})
+    v = make_variant(TYPE, 3, {"multiplications": False}, options={"multiplications": True})
     assert not v.params["multiplications"] and "layer_multiplications" not in v.answers
+    v = make_variant(TYPE, 0, {"input_shape": [1, 4, 4], "layers": ["POOL-2", "POOL-2", "FC-2"]})
+    assert v.answers["output_shapes"] == [[1, 2, 2], [1, 1, 1], [2]]
 
 
 def test_layers_without_bias_are_stored_as_dicts():
     no_bias = {"conv": {"k": 3, "filters": 4, "stride": 1, "padding": 1, "bias": False}}
-    v = make_variant("cnn_layer_table", 0, {"input_shape": [2, 8, 8],
-                                            "layers": [no_bias, {"relu": {}}, "FC-2"]})
+    v = make_variant(TYPE, 0, {"input_shape": [2, 8, 8],
+                               "layers": [no_bias, {"relu": {}}, "FC-2"]})
     assert v.params["layers"] == [no_bias, "RELU", "FC-2"]
     assert v.answers["layer_params"] == [4 * 9 * 2, 0, 4 * 64 * 2 + 2]
     sheet = render_document([Sheet("T", "C", [Question(1, 2, v)])], solutions=True)
@@ -134,22 +251,31 @@ def test_layers_without_bias_are_stored_as_dicts():
     ({"input_shape": [1, 28, 28], "layers": "CONV3-8"}, ["must be a list"]),
     ({"input_shape": [1, 28, 28], "layers": ["FC-2"], "multiplications": "yes"}, ["true or false"]),
     ({"layers": ["CONV3-8(1,0)"] * 40}, ["give input_shape"]),
+    ({"input_shape": [1, 8, 8], "layers": ["POOL-2", "RELU"]}, ["no parameters to count"]),
+    ({"input_shape": [4], "layers": ["BN"], "multiplications": True}, ["needs a CONV or FC"]),
 ])
 def test_bad_params(params, words):
     with pytest.raises(ParamError) as err:
-        make_variant("cnn_layer_table", 0, params)
+        make_variant(TYPE, 0, params)
     for w in words:
         assert w in str(err.value)
 
 
+def test_options_that_leave_no_network_are_refused():
+    with pytest.raises(ParamError, match="no network of 6-12 layers fits input_shape"):
+        make_variant(TYPE, 0, {"input_shape": [1, 3, 3]})
+
+
 def test_unknown_option():
     with pytest.raises(ParamError, match="unknown option"):
-        make_variant("cnn_layer_table", 0, options={"blocks": 3})
+        make_variant(TYPE, 0, options={"blocks": 3})
 
+
+# -- sheets -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("options", [{}, {"multiplications": True}])
 def test_templates_render(options):
-    v = make_variant("cnn_layer_table", 2, options=options)
+    v = make_variant(TYPE, 2, options=options)
     sheet = Sheet("T", "C", [Question(1, 3, v)])
     problem = render_document([sheet], solutions=False)
     assert r"\toprule" in problem and "Total:" not in problem
@@ -158,3 +284,11 @@ def test_templates_render(options):
     assert "Total:" in solution and r"\rfloor + 1 =" in solution
     assert ("Multiplications (every other" in solution) == bool(options)
     assert f"{v.answers['total_params'] % 1000:03d}" in solution
+
+
+def test_many_variants_render():
+    for seed in range(0, 300, 7):
+        for mults in (False, True):
+            v = variant(seed, mults)
+            sheet = Sheet("T", "C", [Question(1, 3, v)])
+            assert r"\begin{tabular}" in render_document([sheet], solutions=True)

@@ -1,21 +1,33 @@
-"""conv_cost against torch.nn: branch shapes from a forward pass, parameters from .parameters()."""
+"""conv_cost against torch.nn (branch shapes from a forward pass, parameters from
+.parameters()), its steps, its slips alone and in pairs, and constant answers."""
 
+import functools
+import itertools
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 
 from deepdrill.errors import ParamError
-from deepdrill.generator.exercise import make_variant
+from deepdrill.generator.exercise import get, make_variant
 from deepdrill.generator.layers import Conv, Pool, parse_layers
 from deepdrill.generator.render import Question, Sheet, render_document
 from deepdrill.generator.types.conv_cost import CHANNELS, SIZES
+from deepdrill.grader.score import grade_question
 from torch_layers import torch_rows
 
-SEEDS = range(250)
+TYPE = "conv_cost"
+SEEDS = range(300)
+MAX_CONSTANT_SHARE = 0.10
 GOOGLENET_3A = [["CONV1-64"], ["CONV1-96", "CONV3-128"], ["CONV1-16", "CONV5-32"],
                 ["POOL-3(1)", "CONV1-32"]]
 BOTTLENECK = [["CONV5-32"], ["CONV1-16", "CONV5-32"]]
+
+
+@functools.cache
+def variant(seed, compare=False):
+    return make_variant(TYPE, seed, options={"compare": compare})
 
 
 def torch_costs(input_shape, branches):
@@ -35,7 +47,7 @@ def torch_costs(input_shape, branches):
 
 def test_seed_sweep_against_torch():
     for seed in SEEDS:
-        v = make_variant("conv_cost", seed)
+        v = variant(seed)
         costs, concatenated = torch_costs(v.params["input_shape"], v.params["branches"])
         assert v.answers == {
             "branch_multiplications": [m for m, _, _ in costs],
@@ -48,7 +60,7 @@ def test_seed_sweep_against_torch():
 
 def test_seed_sweep_compare_against_torch():
     for seed in SEEDS:
-        v = make_variant("conv_cost", seed, options={"compare": True})
+        v = variant(seed, True)
         (m1, p1, out1), (m2, p2, out2) = torch_costs(v.params["input_shape"],
                                                      v.params["branches"])[0]
         assert out1 == out2
@@ -59,7 +71,7 @@ def test_seed_sweep_compare_against_torch():
 
 
 def test_googlenet_3a_by_hand():
-    v = make_variant("conv_cost", 0, {"input_shape": [192, 28, 28], "branches": GOOGLENET_3A})
+    v = make_variant(TYPE, 0, {"input_shape": [192, 28, 28], "branches": GOOGLENET_3A})
     assert v.answers == {
         "branch_multiplications": [9633792, 14450688 + 86704128, 2408448 + 10035200, 4816896],
         "branch_params": [12352, 18528 + 110720, 3088 + 12832, 6176],
@@ -70,7 +82,7 @@ def test_googlenet_3a_by_hand():
 
 
 def test_bottleneck_and_its_mistakes_by_hand():
-    v = make_variant("conv_cost", 0, {"input_shape": [192, 28, 28], "branches": BOTTLENECK,
+    v = make_variant(TYPE, 0, {"input_shape": [192, 28, 28], "branches": BOTTLENECK,
                                       "compare": True})
     assert v.answers["branch_multiplications"] == [120422400, 12443648]
     assert v.answers["branch_params"] == [153632, 15920]
@@ -85,8 +97,8 @@ def test_bottleneck_and_its_mistakes_by_hand():
 
 def test_every_mistake_differs_from_the_answer():
     for seed in range(60):
-        for options in ({}, {"compare": True}):
-            v = make_variant("conv_cost", seed, options=options)
+        for compare in (False, True):
+            v = variant(seed, compare)
             assert {m.name for m in v.mistakes} == {"forgot_input_channels", "k_not_k_squared",
                                                     "per_position", "forgot_biases"}
             for m in v.mistakes:
@@ -95,7 +107,7 @@ def test_every_mistake_differs_from_the_answer():
 
 def test_draws_are_realistic_and_deterministic():
     for seed in SEEDS:
-        v = make_variant("conv_cost", seed)
+        v = variant(seed)
         c, h, w = v.params["input_shape"]
         assert h == w and h in SIZES and c in CHANNELS and not v.params["compare"]
         assert 3 <= len(v.params["branches"]) <= 4
@@ -103,19 +115,21 @@ def test_draws_are_realistic_and_deterministic():
             for x in layers:
                 assert isinstance(x, Pool) and x.k == 3 or \
                     isinstance(x, Conv) and x.k in (1, 3, 5) and 16 <= x.filters <= 256
-        assert v == make_variant("conv_cost", seed)
-        w = make_variant("conv_cost", seed, options={"compare": True})
+        assert v.answers["output_shape"][0] != c  # no free points for copying the input
+        w = variant(seed, True)
         direct, cheap = w.params["branches"]
         assert len(direct) == 1 and len(cheap) == 2 and cheap[1] == direct[0]
         assert cheap[0].startswith("CONV1-") and w.answers["savings_factor"] > 2
+        assert w.answers["output_shape"][0] != w.params["input_shape"][0]
+    assert all(variant(s) == make_variant(TYPE, s) for s in range(20))
 
 
 def test_pinned_params_are_kept():
-    v = make_variant("conv_cost", 1, {"input_shape": [32, 8, 8]}, options={"compare": True})
+    v = make_variant(TYPE, 1, {"input_shape": [32, 8, 8]}, options={"compare": True})
     assert v.params["input_shape"] == [32, 8, 8] and v.params["compare"]
-    v = make_variant("conv_cost", 1, {"compare": False}, options={"compare": True})
+    v = make_variant(TYPE, 1, {"compare": False}, options={"compare": True})
     assert not v.params["compare"] and "total_params" in v.answers
-    v = make_variant("conv_cost", 1, {"branches": [["conv3-8"], ["POOL-3(1)"]]})
+    v = make_variant(TYPE, 1, {"branches": [["conv3-8"], ["POOL-3(1)"]]})
     assert v.params["branches"] == [["CONV3-8"], ["POOL-3(1)"]]
     c = v.params["input_shape"][0]
     assert v.answers["output_shape"][0] == 8 + c  # the pooling branch keeps the input's channels
@@ -124,11 +138,75 @@ def test_pinned_params_are_kept():
 def test_other_layers_in_a_branch():
     branches = [["CONV3-8", "BN", "RELU"], ["AVGPOOL-3(1)", "CONV1-4"], ["POOL-5(1,2)"],
                 [{"conv": {"k": 1, "filters": 2, "bias": False}}]]
-    v = make_variant("conv_cost", 0, {"input_shape": [4, 7, 7], "branches": branches})
+    v = make_variant(TYPE, 0, {"input_shape": [4, 7, 7], "branches": branches})
     costs, concatenated = torch_costs([4, 7, 7], branches)
     assert v.answers["branch_multiplications"] == [m for m, _, _ in costs]
     assert v.answers["branch_params"] == [8 * 36 + 8 + 16, 20, 0, 8]
     assert v.answers["output_shape"] == concatenated == [18, 7, 7]
+
+
+def test_the_steps_of_a_module():
+    ex = get(TYPE)
+    params = {"input_shape": [192, 28, 28], "branches": GOOGLENET_3A, "compare": False}
+    values = ex.values(params)
+    assert values["shape_2.1"] == (96, 28, 28) and values["shape_4.1"] == (192, 28, 28)
+    assert (values["weights_2.2"], values["biases_2.2"]) == (128 * 9 * 96, 128)
+    assert values["positions_2.2"] == 784 and values["mults_2.2"] == 784 * 128 * 9 * 96
+    assert values["branch_mults_2"] == 14450688 + 86704128
+    fields = {f.name: f for f in ex.fields(params, ex.values(params))}
+    assert fields["branch_multiplications"].parts == tuple(f"branch_mults_{b}" for b in range(1, 5))
+    assert fields["branch_params"].parts[-1] == "branch_params_4"
+    assert fields["output_shape"].entry_weights == (1, 0, 0)  # H and W are the input's
+
+
+def test_totals_and_savings_follow_a_students_branch_values():
+    ex = get(TYPE)
+    module = {"input_shape": [192, 28, 28], "branches": GOOGLENET_3A, "compare": False}
+    own = ex.values(module, given={"branch_mults_1": np.int64(10), "branch_params_3": np.int64(5)})
+    assert own["total_multiplications"] == 10 + 14450688 + 86704128 + 12443648 + 4816896
+    assert own["total_params"] == 12352 + 129248 + 5 + 6176
+    pair = {"input_shape": [192, 28, 28], "branches": BOTTLENECK, "compare": True}
+    own = ex.values(pair, given={"branch_mults_1": np.int64(120), "branch_mults_2": np.int64(12)})
+    assert own["savings_factor"] == 10
+    for same in (0, 7):  # a division by nothing, or a factor of 1 that needs no work
+        own = ex.values(pair, given={"branch_mults_1": np.int64(same),
+                                     "branch_mults_2": np.int64(same)})
+        assert "savings_factor" not in own
+
+
+def test_any_two_slips_combine():
+    ex = get(TYPE)
+    params = {"input_shape": [192, 28, 28], "branches": BOTTLENECK, "compare": True}
+    slips = {s.name: s for s in ex.slips(params)}
+    both = ex.values(params, [slips["forgot_input_channels"], slips["forgot_biases"]])
+    assert [both["branch_params_1"], both["branch_params_2"]] == [5 * 5 * 32, 16 + 5 * 5 * 32]
+    both = ex.values(params, [slips["forgot_input_channels"], slips["k_not_k_squared"]])
+    assert both["branch_mults_1"] == 28 * 28 * 32 * 5
+    both = ex.values(params, [slips["per_position"], slips["k_not_k_squared"]])
+    assert both["branch_mults_1"] == 32 * 5 * 192
+    for pair in itertools.combinations(slips.values(), 2):
+        assert ex.values(params, pair)["branch_mults_2"] > 0
+
+
+def constant_answers(v):
+    """Answers that do no work: all zeros, all ones, the input shape as the output shape."""
+    n, compare = len(v.params["branches"]), v.params["compare"]
+    for count, shape in ((0, [0, 0, 0]), (1, [1, 1, 1]), (0, v.params["input_shape"]),
+                         (1, v.params["input_shape"])):
+        answers = {"branch_multiplications": [count] * n, "branch_params": [count] * n,
+                   "output_shape": shape}
+        answers.update({"savings_factor": count} if compare else
+                       {"total_multiplications": count, "total_params": count})
+        yield answers
+
+
+@pytest.mark.parametrize("compare", [False, True])
+def test_constant_answers_earn_almost_nothing(compare):
+    for seed in SEEDS:
+        v = variant(seed, compare)
+        for answers in constant_answers(v):
+            score = grade_question(v, answers, 1).score
+            assert score <= MAX_CONSTANT_SHARE, (seed, answers, score)
 
 
 @pytest.mark.parametrize("params, words", [
@@ -147,10 +225,12 @@ def test_other_layers_in_a_branch():
     ({"branches": [["CONV3-8"]] * 3, "compare": True}, ["exactly two branches", "got 3"]),
     ({"branches": [["CONV3-8"], ["CONV3-16"]], "compare": True}, ["same output shape"]),
     ({"branches": [["CONV3-64"], ["POOL-3(1)"]], "compare": True}, ["multiplies nothing"]),
+    ({"branches": [["CONV1-16", "CONV3-64"], ["CONV3-64"]], "compare": True}, ["no cheaper"]),
+    ({"branches": [["POOL-3(1)"], ["BN"]]}, ["multiply nothing"]),
 ])
 def test_bad_params(params, words):
     with pytest.raises(ParamError) as err:
-        make_variant("conv_cost", 0, {"input_shape": [64, 28, 28], **params})
+        make_variant(TYPE, 0, {"input_shape": [64, 28, 28], **params})
     for w in words:
         assert w in str(err.value)
 
@@ -159,7 +239,7 @@ def test_bad_params(params, words):
                                     {"input_shape": [8, 7, 7], "branches": [["POOL-3(1)"],
                                                                             ["CONV3-4", "BN"]]}])
 def test_templates_render(params):
-    v = make_variant("conv_cost", 3, params)
+    v = make_variant(TYPE, 3, params)
     sheet = Sheet("T", "C", [Question(1, 3, v)])
     problem = render_document([sheet], solutions=False)
     assert r"\texttt{CONV" in problem and r"\toprule" not in problem
@@ -172,3 +252,10 @@ def test_templates_render(params):
         assert "Concatenating the branches gives" in solution
     if any("POOL" in x for b in v.params["branches"] for x in b):
         assert r"max pooling with stride 1 and padding 1" in problem
+
+
+def test_many_variants_render():
+    for seed in range(0, 300, 7):
+        for compare in (False, True):
+            sheet = Sheet("T", "C", [Question(1, 3, variant(seed, compare))])
+            assert r"\toprule" in render_document([sheet], solutions=True)

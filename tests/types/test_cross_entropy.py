@@ -1,7 +1,6 @@
 """cross_entropy against torch (F.cross_entropy and autograd), the sympy derivation, its
 steps on a student's own values, its slips alone and in pairs, and the no-free-points bound."""
 
-import functools
 import itertools
 import json
 
@@ -10,12 +9,13 @@ import pytest
 import sympy
 import torch
 import torch.nn.functional as F
-
-from deepdrill.errors import ParamError
 from deepdrill.generator.exercise import get, make_variant
 from deepdrill.generator.render import Question, Sheet, render_document
 from deepdrill.generator.types.cross_entropy import derivation
 from deepdrill.grader.score import grade_question
+from sweeps import near, sweep
+
+from deepdrill.errors import ParamError
 from deepdrill.model.tolerance import entries_match
 from deepdrill.model.variant import Variant
 
@@ -29,16 +29,9 @@ MAX_CONSTANT_SCORE = 0.1  # of the question's points
 GRADED_EVERY = 10  # of the no-free-points sweep, every 10th variant goes through the grader
 
 
-@functools.cache
-def _variants(options_key):
-    options = dict(options_key)
-    return [make_variant(TYPE, seed, options=options)
-            for seed in (SEEDS if options in SWEPT else FEW_SEEDS)]
-
-
 def variants(options):
     """The sweep's variants for these options, made once for every test that reads them."""
-    return _variants(tuple(sorted(options.items())))
+    return sweep(TYPE, options, len(SEEDS) if options in SWEPT else len(FEW_SEEDS))
 
 
 def class_indices(logits, target):
@@ -239,10 +232,6 @@ def test_meaningless_probabilities_give_no_number_and_no_error(given, loss):
         np.testing.assert_allclose(values["grad_logits"], np.subtract(given, [0, 1, 0]))
     values = ex.values(params, given={"probabilities": np.array(given, float)})
     assert values["loss"] == pytest.approx(loss, nan_ok=True)
-
-
-def near(value, constant, margin=0.05):
-    return np.abs(value - constant) <= margin * np.maximum(np.abs(value), np.abs(constant))
 
 
 @pytest.mark.parametrize("options", OPTIONS)

@@ -1,19 +1,19 @@
 """softmax against torch.softmax on hundreds of random variants, its steps and slips, the
 no-free-points bound, and hand-checked cases."""
 
-import functools
 import json
 import math
 
 import numpy as np
 import pytest
 import torch
-
-from deepdrill.errors import ParamError
 from deepdrill.generator.exercise import get, make_variant
 from deepdrill.generator.render import Question, Sheet, render_document
 from deepdrill.generator.steps import NotApplicable
 from deepdrill.grader.score import grade_question
+from sweeps import near, sweep
+
+from deepdrill.errors import ParamError
 from deepdrill.model.variant import Variant
 
 TYPE = "softmax"
@@ -25,16 +25,9 @@ SWEPT = [{}, {"batch": 3}]  # the full 300-seed sweeps; the other options get FE
 MAX_CONSTANT_SCORE = 0.1  # of the question's points
 
 
-@functools.cache
-def _variants(options_key):
-    options = dict(options_key)
-    return [make_variant(TYPE, seed, options=options)
-            for seed in (SEEDS if options in SWEPT else FEW_SEEDS)]
-
-
 def variants(options):
     """The sweep's variants for these options, made once for every test that reads them."""
-    return _variants(tuple(sorted(options.items())))
+    return sweep(TYPE, options, len(SEEDS) if options in SWEPT else len(FEW_SEEDS))
 
 
 def torch_softmax(logits):
@@ -55,10 +48,6 @@ def test_options_set_the_shape():
     assert np.shape(make_variant(TYPE, 1, options={"batch": 1}).params["logits"])[0] == 1
     assert np.shape(make_variant(TYPE, 1, options={"classes": 5, "batch": 4})
                     .params["logits"]) == (4, 5)
-
-
-def near(value, constant, margin=0.05):
-    return np.abs(value - constant) <= margin * np.maximum(np.abs(value), np.abs(constant))
 
 
 @pytest.mark.parametrize("options", OPTIONS)
