@@ -81,7 +81,7 @@ def safe_folder(student_id: str, taken: set[str]) -> str:
 
 def sheets(assignment: Assignment, builds: list[StudentBuild]) -> list[Sheet]:
     return [Sheet(assignment.title, assignment.course,
-                  [Question(i + 1, q.points, b.variants[q.label], q.label)
+                  [Question(i + 1, q.points, b.variants[q.label], q.label, q.carry_forward)
                    for i, q in enumerate(assignment.questions)],
                   b.student.name, b.student.id)
             for b in builds]

@@ -85,6 +85,16 @@ def tolerance_note(f: Field, answer: Any) -> str | None:
         else tol.describe()
 
 
+def carry_note(share: float) -> str | None:
+    """What a question says when its carried-forward credit is not the full default."""
+    if share >= 1:
+        return None
+    if share <= 0:
+        return "No credit for later answers computed from your own wrong earlier ones."
+    return (f"A later answer computed right from your own wrong earlier ones earns "
+            f"{share:.0%} of its credit.")
+
+
 @dataclass
 class Question:
     """One question as a sheet shows it."""
@@ -93,6 +103,7 @@ class Question:
     points: float
     variant: Variant
     label: str = ""  # "q1": the key students use in submission.json
+    carry_forward: float = 1.0  # share of the credit for answers right from own wrong ones
 
     def context(self, solutions: bool) -> dict[str, Any]:
         ex = get(self.variant.type)
@@ -101,6 +112,7 @@ class Question:
             "number": self.number,
             "label": self.label or f"q{self.number}",
             "points": self.points,
+            "carry_note": carry_note(self.carry_forward),
             "title": ex.title,
             "problem_template": ex.problem_template,
             "solution_template": ex.solution_template,
@@ -133,6 +145,7 @@ class Sheet:
             "student_name": self.student_name,
             "student_id": self.student_id,
             "total_points": sum(q.points for q in self.questions),
+            "carry_forward": any(q.carry_forward > 0 for q in self.questions),
             "questions": [q.context(solutions) for q in self.questions],
         }
 

@@ -48,3 +48,21 @@ def test_one_document_many_sheets_each_on_a_new_page():
     tex = render_document([sheet(name="A"), sheet(name="B")], solutions=False)
     assert tex.count(r"\ddsheet{") == 2
     assert tex.count(r"\documentclass") == 1
+
+
+def test_the_sheet_prints_tolerances_and_credit_that_differ_from_the_default():
+    from deepdrill.generator.exercise import make_variant
+    from deepdrill.generator.render import Question, Sheet, render_document
+
+    v = make_variant("batchnorm_forward", 1, tolerances={"normalized": {"sigfigs": 3},
+                                                          "output": {"rtol": 0.005}})
+    tex = render_document([Sheet("T", "C", [Question(1, 2, v, "q1", 0.5)])], False)
+    assert "give it to 3 significant figures" in tex
+    assert "accepted within 0.5 \\%" in tex or "accepted within 0.5 %" in tex
+    assert "earns 50\\% of its credit" in tex
+    plain = render_document([Sheet("T", "C", [Question(1, 2, make_variant(
+        "batchnorm_forward", 1), "q1")])], False)
+    assert "give it to" not in plain and "near zero)" not in plain
+    assert "A later answer computed correctly" in plain and "of its credit" not in plain
+    none = render_document([Sheet("T", "C", [Question(1, 2, v, "q1", 0.0)])], False)
+    assert "No credit for later answers" in none and "A later answer computed" not in none
