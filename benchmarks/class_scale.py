@@ -59,21 +59,59 @@ points = 10
 """
 
 
+# What a class hands in, per question (the rest of the shares: the key verbatim).
+MIX = {
+    "rounded": 0.15,  # every real number rounded to three figures, some written as text
+    "mistake": 0.25,  # a recognised mistake, later fields computed from it (carried forward)
+    "slip": 0.10,  # one entry of one field wrong by a number no mistake explains
+    "garbage": 0.05,  # text where the numbers go
+    "blank": 0.05,  # nothing for this question
+}
+
+
+def student_answers(v: dict, rng: random.Random) -> dict | None:
+    """One student's answers to one stored variant, drawn from MIX."""
+    roll, a = rng.random(), dict(v["answers"])
+    for kind, share in MIX.items():
+        if roll < share:
+            break
+        roll -= share
+    else:
+        return a
+    if kind == "rounded":
+        return {k: _rounded(x, rng) for k, x in a.items()}
+    if kind == "mistake" and v["mistakes"]:
+        return {**a, **rng.choice(v["mistakes"])["answers"]}
+    if kind == "slip":
+        name = rng.choice(sorted(a))
+        return {**a, name: _one_off(a[name], rng)}
+    if kind == "garbage":
+        return {k: "garbage" for k in a}
+    return None if kind == "blank" else a
+
+
+def _rounded(x, rng):
+    if isinstance(x, list):
+        return [_rounded(y, rng) for y in x]
+    if isinstance(x, float):
+        return f"{x:.3g}" if rng.random() < 0.3 else float(f"{x:.3g}")
+    return x
+
+
+def _one_off(x, rng):
+    """The value with its first entry changed to a number nothing explains."""
+    if isinstance(x, list):
+        return [_one_off(x[0], rng)] + x[1:] if x else x
+    return x * 3 + 7
+
+
 def write_submissions(key_path: Path, folder: Path, seed: int = 0) -> int:
-    """One submission per student: right, a typical mistake, or half garbage."""
+    """One submission per student, each question answered as MIX says."""
     rng = random.Random(seed)
     key = json.loads(key_path.read_text())
     folder.mkdir(parents=True, exist_ok=True)
     for s in key["students"]:
-        answers = {}
-        for label, v in s["variants"].items():
-            roll = rng.random()
-            a = dict(v["answers"])
-            if roll < 0.3 and v["mistakes"]:
-                a.update(v["mistakes"][0]["answers"])
-            elif roll < 0.4:
-                a = {k: "garbage" for k in a}
-            answers[label] = a
+        answers = {label: student_answers(v, rng) for label, v in s["variants"].items()}
         (folder / f"{s['id']}.json").write_text(json.dumps({"student_id": s["id"],
                                                              "answers": answers}))
     return len(key["students"])

@@ -87,17 +87,27 @@ def sheets(assignment: Assignment, builds: list[StudentBuild]) -> list[Sheet]:
             for b in builds]
 
 
-def key_json(assignment: Assignment, builds: list[StudentBuild]) -> dict[str, Any]:
-    return {
+def key_bytes(assignment: Assignment, builds: list[StudentBuild]) -> bytes:
+    """The answer key as one JSON document, laid out one student per line.
+
+    Any JSON tool reads it whole. The first line holds the format, the assignment and
+    the roster; then each line is one student's variants, in roster order. The grader
+    reads it by lines, so a worker parses only the students it grades.
+    """
+    head = orjson.dumps({
         "format": KEY_FORMAT,
         "deepdrill_version": __version__,
         "assignment": assignment.to_json(),
         "type_versions": {q.type: get(q.type).version for q in assignment.questions},
-        "students": [{"id": b.student.id, "name": b.student.name, "seed": b.seed,
-                      "folder": b.folder,
-                      "variants": {k: v.to_json() for k, v in b.variants.items()}}
-                     for b in builds],
-    }
+        "roster": [{"id": b.student.id, "name": b.student.name, "seed": b.seed,
+                    "folder": b.folder} for b in builds],
+        "students": [],
+    })
+    assert head.endswith(b"[]}")
+    lines = [orjson.dumps({"id": b.student.id,
+                           "variants": {k: v.to_json() for k, v in b.variants.items()}})
+             for b in builds]
+    return head[:-2] + b"\n" + b",\n".join(lines) + b"\n]}\n"
 
 
 def blank_submission(assignment: Assignment, build: StudentBuild) -> dict[str, Any]:
@@ -207,7 +217,7 @@ def build(assignment: Assignment, students: list[Student], out: Path, *, pdf: bo
         joins = [pool.submit(concatenate, sorted(pdf_dir.glob(f"{kind}-*.pdf")),
                              out / f"{kind}.pdf")
                  for kind in ("problems", "solutions")] if pdf_dir is not None else []
-        (out / "key.json").write_bytes(orjson.dumps(key_json(assignment, builds)) + b"\n")
+        (out / "key.json").write_bytes(key_bytes(assignment, builds))
         for j in joins:
             j.result()
 

@@ -82,25 +82,27 @@ class Exercise:
     # -- the engine ----------------------------------------------------------------
 
     def values(self, params: dict[str, Any], slips: Sequence[Slip] = (),
-               given: Mapping[str, Any] | None = None) -> Values:
+               given: Mapping[str, Any] | None = None, graph: Graph | None = None) -> Values:
         """Every step's value; with ``slips`` as a student making them; with ``given``,
-        each step recomputed from a student's own values of its inputs.
+        each step recomputed from a student's own values of its inputs. ``graph`` is
+        ``self.graph(params)`` when the caller has it already.
 
         Raises :class:`NotApplicable` when the slips cannot be made together here.
         """
         swaps: dict[str, Any] = {}
-        changed = dict(params)
+        changed = params
         for s in slips:
             if set(s.swaps) & set(swaps):
                 raise NotApplicable(f"{s.name} swaps a step another slip swaps")
             swaps.update(s.swaps)
             changed = s.params(changed)
-        if changed != params:
+        if changed is not params and changed != params:
             try:
                 changed = self.check(changed)
             except ParamError as err:
                 raise NotApplicable(err.message) from None
-        graph = self.graph(changed)
+        if graph is None or changed is not params:
+            graph = self.graph(changed)
         if given is None:
             return run(graph, changed, swaps)
         return rerun(graph, changed, given, swaps)

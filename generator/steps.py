@@ -58,7 +58,7 @@ class Slip:
 
     def params(self, params: Mapping[str, Any]) -> dict[str, Any]:
         if self.change is None:
-            return dict(params)
+            return params  # type: ignore[return-value]  (unchanged: the same parameters)
         new = self.change(dict(params)) if callable(self.change) else self.change
         return {**params, **new}
 

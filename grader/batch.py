@@ -60,14 +60,17 @@ class KeyStudent:
     id: str
     name: str
     folder: str
-    raw_variants: dict[str, Any] = field(repr=False)
+    raw: bytes | dict[str, Any] = field(repr=False)  # this student's line of the key, unread
     _variants: dict[str, Variant] | None = field(default=None, repr=False)
 
     @property
     def variants(self) -> dict[str, Variant]:
-        """Built on first use: a grading worker builds only its own students' variants."""
+        """Read on first use: a grading worker reads only its own students' variants."""
         if self._variants is None:
-            self._variants = {k: Variant.from_json(v) for k, v in self.raw_variants.items()}
+            data = orjson.loads(self.raw) if isinstance(self.raw, bytes) else self.raw
+            if data.get("id") != self.id:
+                raise DeepdrillError(f"the key's line for {self.id} holds {data.get('id')!r}")
+            self._variants = {k: Variant.from_json(v) for k, v in data["variants"].items()}
         return self._variants
 
 
@@ -124,16 +127,20 @@ def _key_out_of_gc():
 
 @_no_gc_pauses()  # a class's key is ~10^6 objects, none of them in a cycle
 def load_key(path: Path) -> Key:
+    """The key's header and roster; each student's variants are read when first graded."""
     try:
-        data = orjson.loads(path.read_bytes())
-        check_versions(data, path)
-        a = data["assignment"]
+        raw = path.read_bytes()
+        head, lines = split_key(raw)
+        check_versions(head, path)
+        a = head["assignment"]
         questions = [KeyQuestion(q["label"], q["type"], float(q["points"]),
                                  bool(q.get("all_or_nothing", False)),
                                  float(q.get("carry_forward", 1.0))) for q in a["questions"]]
-        students = {s["id"]: KeyStudent(s["id"], s["name"], s.get("folder", s["id"]),
-                                        s["variants"])
-                    for s in data["students"]}
+        roster = head["roster"]
+        if len(roster) != len(lines):
+            raise ValueError(f"{len(roster)} students in the roster, {len(lines)} in the key")
+        students = {s["id"]: KeyStudent(s["id"], s["name"], s.get("folder", s["id"]), line)
+                    for s, line in zip(roster, lines)}
         for s in list(students.values())[:1]:  # a spot check that this is a key at all
             s.variants
     except OSError as err:
@@ -142,6 +149,21 @@ def load_key(path: Path) -> Key:
         raise DeepdrillError(f"{path} is not a deepdrill answer key ({err}); pass the key.json "
                              f"that `deepdrill build` wrote") from None
     return Key(a["title"], questions, students, a)
+
+
+def split_key(raw: bytes) -> tuple[dict[str, Any], list[bytes | dict[str, Any]]]:
+    """The header and the students' lines of a key as `deepdrill build` lays it out (one
+    student per line); a key saved whole by another tool is parsed whole."""
+    first, _, rest = raw.partition(b"\n")
+    if first.endswith(b'"students":['):
+        lines = rest.rstrip().split(b"\n")
+        if lines and lines[-1] == b"]}":
+            head = orjson.loads(first + b"]}")
+            return head, [line.rstrip(b",") for line in lines[:-1] if line.strip()]
+    data = orjson.loads(raw)
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    return data, list(data.get("students", []))
 
 
 def check_versions(data: Any, path: Path) -> None:

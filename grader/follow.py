@@ -22,7 +22,7 @@ import numpy as np
 
 from deepdrill.generator.exercise import get  # the grader may call a type's pure steps
 from deepdrill.generator.steps import frontier
-from deepdrill.model.fields import Field, Kind, flatten, shape_of
+from deepdrill.model.fields import Field, Kind, flatten, shape_of, size
 from deepdrill.model.tolerance import entries_match
 from deepdrill.model.variant import Mistake, Variant
 
@@ -68,7 +68,8 @@ class Steps:
         try:
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                return self.exercise.values(self.variant.params, slips, given=self.given)
+                return self.exercise.values(self.variant.params, slips, given=self.given,
+                                            graph=self.graph)
         except Exception:  # noqa: BLE001  (student values that cannot feed a step: no credit)
             return None
 
@@ -132,12 +133,37 @@ class Steps:
         open_ = [r for r in open_ if r.mistake is None]
         if not open_ or not any(r.readable.any() or r.shape_problem for r in open_):
             return
-        slips = self.exercise.slips(self.variant.params)
-        for groups in ([(s,) for s in slips], itertools.combinations(slips, 2)):
-            self._assign(open_, self._made(groups, [r.field for r in open_]))
+        changes = self._changes()
+        slips = [s for s in self.exercise.slips(self.variant.params) if s.name in changes]
+        for groups, test in (([(s,) for s in slips], _could_explain),
+                             (itertools.combinations(slips, 2), _each_could_explain)):
+            plausible = [g for g in groups if any(test(r, [changes[s.name] for s in g])
+                                                  for r in open_)]
+            self._assign(open_, self._made(plausible, [r.field for r in open_]))
             open_ = [r for r in open_ if r.mistake is None]
             if not open_:
                 return
+
+    def _changes(self) -> dict[str, dict[str, Any]]:
+        """Per stored mistake, per field it changes: the entries it changes (a boolean mask),
+        or SHAPE when it changes the field's shape. A slip (or pair) that does not change an
+        entry a student got wrong, or changes one they got right, cannot be what they did:
+        such groups are not re-run (this keeps grading fast for answers no mistake explains)."""
+        out: dict[str, dict[str, Any]] = {}
+        for m in self.variant.mistakes:
+            masks = {}
+            for name, value in m.answers.items():
+                r = self.readings.get(name)
+                if r is None:
+                    continue
+                theirs = flat(value, size(r.field.shape))
+                if theirs is None:
+                    masks[name] = SHAPE
+                else:
+                    want = np.asarray(flatten(r.key_value), dtype=float)
+                    masks[name] = ~entries_match(r.field.tolerance, theirs, want)
+            out[m.name] = masks
+        return out
 
     def _made(self, groups: Any, fields: list[Field]) -> list[tuple[Mistake, dict]]:
         """What the student's fields would be had they made each group of slips (on their
@@ -168,6 +194,36 @@ class Steps:
                 return
             for r in best_fields:
                 r.mistake = best
+
+
+SHAPE = "shape"  # a mistake that changes a field's shape
+
+
+def _could_explain(r: Reading, changes: list[dict[str, Any]]) -> bool:
+    """Whether slips changing these entries could give what the student wrote in ``r``."""
+    masks = [c[r.field.name] for c in changes if r.field.name in c]
+    if r.shape_problem:
+        return any(m is SHAPE for m in masks)
+    arrays = [m for m in masks if m is not SHAPE]
+    if not arrays:
+        return False
+    changed = np.logical_or.reduce(arrays)
+    wrong = r.readable & ~r.credited
+    if not wrong.any() or (wrong & ~changed).any():
+        return False
+    # one slip gives the key wherever it changes nothing; two may meet the key again by chance
+    return len(changes) > 1 or not (r.ok & changed).any()
+
+
+def _each_could_explain(r: Reading, changes: list[dict[str, Any]]) -> bool:
+    """For a pair: each slip changes some entry the student got wrong (two slips can
+    interact, so the entries a pair changes are not always those either one changes)."""
+    if r.shape_problem:
+        return any(c.get(r.field.name) is SHAPE for c in changes)
+    wrong = r.readable & ~r.credited
+    masks = [c.get(r.field.name) for c in changes]
+    return bool(wrong.any()) and all(m is not None and (m is SHAPE or (m & wrong).any())
+                                     for m in masks)
 
 
 def _has_wrong_entries(r: Reading) -> bool:

@@ -48,6 +48,7 @@ class Field:
     weight: float = 1.0
     entry_weights: tuple[float, ...] | None = None
     parts: tuple[str, ...] = ()
+    alternatives: tuple[Any, ...] = ()  # other accepted answers (a blank with several values)
 
     @property
     def steps(self) -> tuple[str, ...]:
@@ -61,6 +62,8 @@ class Field:
             out["entry_weights"] = list(self.entry_weights)
         if self.parts:
             out["parts"] = list(self.parts)
+        if self.alternatives:
+            out["alternatives"] = list(self.alternatives)
         return out
 
     @classmethod
@@ -68,18 +71,23 @@ class Field:
         ew = data.get("entry_weights")
         return cls(data["name"], data["label"], _KINDS[data["kind"]], data["shape"],
                    Tolerance.from_json(data["tolerance"]), data.get("weight", 1.0),
-                   None if ew is None else tuple(ew), tuple(data.get("parts", ())))
+                   None if ew is None else tuple(ew), tuple(data.get("parts", ())),
+                   tuple(data.get("alternatives", ())))
 
 
 _KINDS = {k.value: k for k in Kind}
 
 
 def integer(name: str, label: str, shape: Shape, weight: float = 1.0, *,
-            entry_weights: Any = None, parts: tuple[str, ...] = ()) -> Field:
-    """A whole-number field: exact, but counts of 10^8 and more to 3 significant figures."""
+            entry_weights: Any = None, parts: tuple[str, ...] = (),
+            alternatives: tuple[Any, ...] = ()) -> Field:
+    """A whole-number field: exact, but counts of 10^8 and more to 3 significant figures.
+
+    ``alternatives`` are other whole answers the grader accepts, each of the field's shape
+    (every valid value of a blank that has several)."""
     return Field(name, label, Kind.INTEGER, shape, Tolerance.count(), weight,
                  None if entry_weights is None else tuple(float(w) for w in entry_weights),
-                 tuple(parts))
+                 tuple(parts), tuple(alternatives))
 
 
 def real(name: str, label: str, shape: Shape, weight: float = 1.0, *,

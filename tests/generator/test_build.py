@@ -42,9 +42,21 @@ def test_a_students_variant_does_not_depend_on_the_rest_of_the_roster(example_as
     assert alone.seed == crowd.seed
 
 
+def test_the_key_is_one_json_document_with_a_student_per_line(example_build, example_students):
+    raw = (example_build / "key.json").read_text()
+    key = json.loads(raw)  # any JSON tool reads it whole
+    assert key["format"] == "deepdrill-key/2" and key["type_versions"]["softmax"] >= 1
+    assert [s["id"] for s in key["roster"]] == [s["id"] for s in key["students"]] == \
+        [s.id for s in example_students]
+    lines = raw.splitlines()
+    assert len(lines) == len(example_students) + 2
+    assert all(json.loads(line.rstrip(","))["id"] == s.id
+               for line, s in zip(lines[1:-1], example_students))
+
+
 def test_the_key_never_leaks_into_student_files(example_build):
     key = json.loads((example_build / "key.json").read_text())
-    for s in key["students"]:
+    for s in key["roster"]:
         sub = json.loads((example_build / "students" / s["folder"] / "submission.json").read_text())
         for label, fields in sub["answers"].items():
             assert all(v is None for f in fields.values() for v in flatten(f))

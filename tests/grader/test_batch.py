@@ -117,3 +117,27 @@ def test_a_student_without_a_file_gets_a_row(key, tmp_path):
     rows = report.student_rows()
     assert {r["status"] for r in rows} == {"no_submission"}
     assert len(rows) == len(key.students)
+
+
+def test_a_key_saved_whole_by_another_tool_still_loads(tmp_path, example_build):
+    data = json.loads((example_build / "key.json").read_text())
+    (tmp_path / "key.json").write_text(json.dumps(data, indent=2))
+    key = load_key(tmp_path / "key.json")
+    original = load_key(example_build / "key.json")
+    assert key.students["s003"].variants == original.students["s003"].variants
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda d: d.update(format="deepdrill-key/1"), "deepdrill-key/1 key"),
+    (lambda d: d["type_versions"].update(softmax=99), "softmax was built as version 99"),
+    (lambda d: d.update(format="other"), "not a deepdrill answer key"),
+])
+def test_keys_from_another_version_are_refused_with_a_message(tmp_path, example_build, change,
+                                                               words):
+    from deepdrill.errors import DeepdrillError
+
+    data = json.loads((example_build / "key.json").read_text())
+    change(data)
+    (tmp_path / "key.json").write_text(json.dumps(data))
+    with pytest.raises(DeepdrillError, match=words):
+        load_key(tmp_path / "key.json")
