@@ -131,3 +131,44 @@ def test_booleans_never_pass_as_numbers():
     assert one.answers["output"] == [[1]]
     f = grade_question(one, {"output": [[True]]}, 1).fields["output"]
     assert not f.correct and "not a number" in f.feedback
+
+
+@pytest.mark.parametrize("type_id, params, answers, field, names", [
+    # an Inception branch counted as k*k*C_out: input channels and biases both forgotten
+    ("conv_cost", {"input_shape": [192, 28, 28], "branches": [["CONV3-64"], ["CONV1-32"]]},
+     {"branch_params": [9 * 64, 32]}, "branch_params", {"forgot_input_channels",
+                                                        "forgot_biases"}),
+    # log base 10 of the predicted class's probability (class 0), not of the target's
+    ("cross_entropy", {"logits": [2, 1, 0], "target": 2},
+     {"loss": -math.log10(math.exp(2) / (math.exp(2) + math.exp(1) + 1))}, "loss",
+     {"log10", "predicted_class"}),
+])
+def test_compound_mistakes_name_both(type_id, params, answers, field, names):
+    v = make_variant(type_id, 0, params)
+    f = grade_question(v, answers, 10).fields[field]
+    assert set(f.mistake.split("+")) == names, f.feedback
+    assert f.feedback.count("It looks like") == 1 and " and you " in f.feedback
+
+
+def test_one_root_mistake_gets_one_diagnosis_across_fields():
+    """A forgotten padding changes the shapes and, through them, the FC parameters: one
+    name for both, not "forgot padding" in one and "forgot the +1" in the other."""
+    v = make_variant("cnn_layer_table", 0, {"input_shape": [3, 8, 8],
+                                            "layers": ["CONV3-4(1,1)", "FC-2"]})
+    wrong = next(m for m in v.mistakes if m.name == "forgot_padding")
+    r = grade_question(v, {**v.answers, **wrong.answers}, 10)
+    named = {f.mistake for f in r.fields.values() if f.mistake}
+    assert named == {"forgot_padding"}, {k: f.feedback for k, f in r.fields.items()}
+
+
+def test_every_valid_value_of_a_blank_is_accepted():
+    from dataclasses import replace
+
+    from deepdrill.model.variant import Variant
+
+    v = make_variant("conv2d_forward", 0, CONV)
+    field = replace(v.fields[0], alternatives=([[2, 8], [1, 0]],))
+    alt = Variant(v.type, v.seed, v.params, v.answers, (field,), v.mistakes, v.version)
+    assert grade_question(alt, {"output": [[2, 8], [1, 0]]}, 1).score == 1
+    assert grade_question(alt, {"output": [[1, 8], [1, 0]]}, 1).score == 1
+    assert grade_question(alt, {"output": [[2, 8], [1, 1]]}, 1).score < 1
