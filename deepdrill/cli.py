@@ -209,7 +209,8 @@ def check(type_id: str, params_arg: str | None, options_arg: str | None, seed: i
     for name, f in result.fields.items():
         mark = click.style("ok", fg="green") if f.correct else \
             click.style("cf", fg="yellow") if f.carried else click.style("--", fg="red")
-        click.echo(f"{mark} {name}: {f.score:g}/{f.max_score:g}  {f.feedback}")
+        points = f"{f.score:g}/{f.max_score:g}" if f.max_score else "given, no points"
+        click.echo(f"{mark} {name}: {points}  {f.feedback}")
     for note in result.notes:
         click.echo(f"   note: {note}")
     click.echo(f"score: {result.score:g}/{result.max_score:g}")

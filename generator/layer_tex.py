@@ -9,15 +9,19 @@ count on the board: ``$6\\cdot(5\\cdot 5\\cdot 1) + 6 = 156$``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from . import latex
-from .layers import BatchNorm, Conv, Dense, Flatten, Layer, LayerRow, Pool
+from .blanks import SYMBOL, WHAT, Blank, Fit, fit, notation, side_fit
+from .layers import BatchNorm, Conv, Dense, Flatten, Layer, LayerRow, Pool, Shape
 
 
-def label(layer: Layer) -> str:
-    """The layer as the sheet prints it: its notation, and "no bias" when it has none."""
-    return f"{layer} (no bias)" if getattr(layer, "bias", True) is False else str(layer)
+def label(layer: Layer, blank: str | None = None) -> str:
+    """The layer as the sheet prints it: its notation (with ``?`` for the setting ``blank``),
+    and "no bias" when it has none."""
+    text = notation(layer, blank) if blank else str(layer)
+    return f"{text} (no bias)" if getattr(layer, "bias", True) is False else text
 
 
 def params_tex(row: LayerRow) -> latex.Tex:
@@ -80,3 +84,95 @@ def _size_formula(n: int, layer: Conv | Pool, out: int) -> str:
 def sum_tex(terms: Sequence[int]) -> latex.Tex:
     """The nonzero terms of a total, as a TA adds them up: ``156 + 2\\,416``."""
     return latex.Tex(" + ".join(latex.count(t) for t in terms if t) or "0")
+
+
+# -- a blank solved ----------------------------------------------------------------
+
+def blank_stated(row: LayerRow, blank: Blank, valid: Sequence[int]) -> dict[str, Any]:
+    """What the sheet says of a blank: the layer with its ?, the setting, the given shapes,
+    and whether any of several values is accepted."""
+    return {"i": blank.layer, "layer": label(row.layer, blank.setting),
+            "what": latex.Tex(f"{WHAT[blank.setting]} ${SYMBOL[blank.setting]}$"),
+            "input": latex.shape(row.input_shape), "output": latex.shape(row.output_shape),
+            "any": len(valid) > 1}
+
+
+def blank_worked(row: LayerRow, blank: Blank, valid: Sequence[int], key: int) -> dict[str, Any]:
+    """The blank solved: the size equation per side, the values that fit, the answer."""
+    return {**blank_stated(row, blank, valid),
+            "lines": blank_tex(row.layer, blank.setting, row.input_shape, row.output_shape),
+            "result": blank_result(blank.setting, valid, key), "answer": latex.count(key),
+            "others": ", ".join(str(v) for v in valid if v != key)}
+
+
+def blank_tex(layer: Conv | Pool, setting: str, before: Shape, after: Shape) -> list[latex.Tex]:
+    """How a TA solves for the blank: the size equation per side (one line when H and W
+    agree), then the values both sides and the layer's limits leave."""
+    sym = SYMBOL[setting]
+    if setting == "filters":
+        return [latex.Tex(rf"The output has ${after[0]}$ channels, one per filter: "
+                          rf"${sym} = {after[0]}$.")]
+    square = before[1] == before[2] and after[1] == after[2]
+    sides = [("", before[1], after[1])] if square else \
+        [("H{:}\\ ", before[1], after[1]), ("W{:}\\ ", before[2], after[2])]
+    lines = [latex.Tex(f"${tag}{_side_tex(setting, n, out, layer)}$") for tag, n, out in sides]
+    raw = _both(side_fit(setting, n, out, layer) for _, n, out in sides)
+    f = fit(layer, setting, before, after)
+    if f != raw:
+        lines.append(latex.Tex(rf"and ${_limit_tex(layer, setting)}$: "
+                               rf"${_between(f.lo, sym, f.hi)}$"))
+    elif not square:
+        lines.append(latex.Tex(rf"both: ${_between(f.lo, sym, f.hi)}$"))
+    return lines
+
+
+def blank_result(setting: str, values: Sequence[int], own: int) -> latex.Tex:
+    """The conclusion: the one value, or every value that fits (all accepted)."""
+    sym = SYMBOL[setting]
+    if len(values) == 1:
+        return latex.Tex(rf"One whole number fits: ${sym} = \mathbf{{{values[0]}}}$.")
+    listed = ", ".join(f"${v}$" for v in values[:-1]) + f" and ${values[-1]}$"
+    counted = rf"; the table counts with ${sym} = {own}$" if setting == "k" else ""
+    return latex.Tex(f"{len(values)} whole numbers fit, {listed}, and each is accepted"
+                     f"{counted}.")
+
+
+def _side_tex(setting: str, n: int, out: int, layer: Conv | Pool) -> str:
+    k, s, p, q = layer.k, layer.stride, layer.padding, out - 1
+    then = r" \;\Rightarrow\; "
+    f = side_fit(setting, n, out, layer)
+    if setting == "k":
+        steps = [rf"\lfloor ({n} + 2\cdot {p} - k)/{s} \rfloor + 1 = {out}",
+                 _between(s * q, f"{n + 2 * p} - k", s * q + s - 1)]
+    elif setting == "padding":
+        steps = [rf"\lfloor ({n} + 2P - {k})/{s} \rfloor + 1 = {out}",
+                 _between(s * q, f"{n} + 2P - {k}", s * q + s - 1),
+                 _between(s * q + k - n, "2P", s * q + s - 1 + k - n)]
+    else:
+        m = n + 2 * p - k
+        steps = [rf"\lfloor ({n} + 2\cdot {p} - {k})/S \rfloor + 1 = {out}",
+                 rf"\lfloor {m}/S \rfloor = {q}",
+                 rf"S > {m}" if q == 0 else rf"{m}/{q + 1} < S \le {m}/{q}"]
+    return then.join([*steps, _between(f.lo, SYMBOL[setting], f.hi)])
+
+
+def _between(lo: int, expr: str, hi: int | None) -> str:
+    if hi is None:
+        return rf"{expr} \ge {lo}"
+    return f"{expr} = {lo}" if lo == hi else rf"{lo} \le {expr} \le {hi}"
+
+
+def _both(sides: Iterable[Fit]) -> Fit:
+    lo, hi = -(10 ** 9), None
+    for f in sides:
+        lo = max(lo, f.lo)
+        hi = f.hi if hi is None else hi if f.hi is None else min(hi, f.hi)
+    return Fit(lo, hi)
+
+
+def _limit_tex(layer: Conv | Pool, setting: str) -> str:
+    if isinstance(layer, Pool) and setting == "k" and layer.padding:
+        return rf"k \ge 2P = {2 * layer.padding}"  # a pool pads by at most half its window
+    if isinstance(layer, Pool) and setting == "padding":
+        return rf"P \ge 0,\ P \le \lfloor k/2 \rfloor = {layer.k // 2}"
+    return {"k": r"k \ge 1", "stride": r"S \ge 1", "padding": r"P \ge 0"}[setting]

@@ -104,8 +104,13 @@ class Steps:
             r.consistent_with.update(self._as_fields(wrong_inputs, inputs))
 
     def _is_right(self, step: str) -> bool:
+        """Right against the key, or right from the student's own right values (a rounded
+        mean, a blank's other valid value): later steps built on it are simply right too."""
         r, (start, stop), _ = self.where[step]
-        return r.ok is not None and bool(r.ok[start:stop].all())
+        if r.ok is None:
+            return False
+        right = r.ok if r.rounded is None else r.ok | r.rounded
+        return bool(right[start:stop].all())
 
     def _as_fields(self, steps: list[str], used: list[str]) -> dict[str, Any]:
         """The student's values of some steps, named as the student knows them: a whole

@@ -136,7 +136,8 @@ def score_field(r: Reading, policy: CreditPolicy) -> FieldResult:
     score = float(full + part)
     part = float(part)
     if right.all():
-        note = "correct" if r.ok.all() else "correct (from your own rounded values)"
+        note = "correct" if r.ok.all() else \
+            "correct (right from your own values of the fields it depends on)"
         return FieldResult(True, score, share, r.key_value, r.echo, note)
     how = "carried forward" + (f", {cf:.0%} of the credit" if cf < 1 else "")
     if carried.any() and (right | carried).all():

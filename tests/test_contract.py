@@ -34,7 +34,8 @@ OPTIONS: dict[str, list[dict[str, Any]]] = {
     "cross_entropy": [{"batch": 3}, {"one_hot": True}],
     "batchnorm_forward": [{"features": 2}],
     "conv2d_forward": [{"in_channels": 2, "bias": True}],
-    "cnn_layer_table": [{"multiplications": True}],
+    "cnn_layer_table": [{"multiplications": True}, {"blank": "any"},
+                        {"blank": "any", "multiplications": True}],
     "conv_cost": [{"compare": True}],
 }
 PINNED: dict[str, list[dict[str, Any]]] = {

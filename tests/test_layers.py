@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deepdrill.errors import ParamError
+from deepdrill.generator.blanks import SETTINGS, Blank, fit, notation, parse_blank
 from deepdrill.generator.layers import (BatchNorm, Conv, Dense, Dropout, Flatten, Pool, ReLU,
                                         as_shape, chain_steps, count, names, output_size,
                                         parse_layer, parse_layers, rows, swaps, total, trace,
@@ -280,3 +281,122 @@ def test_bad_shapes(shape):
 def test_layers_must_be_a_list():
     with pytest.raises(ParamError, match="must be a list"):
         parse_layers("CONV3-4")
+
+
+# -- blanks: a setting solved back from the shapes around its layer ----------------------
+
+def brute_force(layer, setting, before, after, top):
+    """Every value of ``setting`` below ``top`` for which the layer maps before to after."""
+    found = []
+    for v in range(0 if setting == "padding" else 1, top):
+        try:
+            if replace(layer, **{setting: v}).output_shape(before) == tuple(after):
+                found.append(v)
+        except ParamError:
+            pass
+    return found
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.builds(Conv, st.integers(1, 7), st.integers(1, 9), st.integers(1, 5),
+                           st.integers(0, 3)), pools(7, 5)),
+       st.integers(1, 40), st.integers(1, 40))
+def test_every_value_that_fits_is_found(layer, h, w):
+    before = (3, h + layer.k, w + layer.k)  # room for the kernel
+    after = layer.output_shape(before)
+    top = 3 * max(before) + 4 * layer.k + 10
+    for setting in SETTINGS[type(layer)]:
+        f = fit(layer, setting, before, after)
+        assert getattr(layer, setting) in f
+        expected = brute_force(layer, setting, before, after, top)
+        if f.hi is None:  # a 1x1 output: every stride from lo up
+            assert setting == "stride" and expected == list(range(f.lo, top))
+        else:
+            assert list(f.values) == expected, (layer, setting, before, after)
+
+
+@pytest.mark.parametrize("layer, setting, before, after, values", [
+    (Conv(10, 96, 3, 0), "k", (10, 205, 205), (96, 66, 66), [8, 9, 10]),  # the homework
+    (Conv(10, 96, 3, 0), "k", (10, 205, 206), (96, 66, 66), [9, 10]),  # W leaves two of them
+    (Conv(5, 16, 1, 0), "k", (3, 32, 32), (16, 28, 28), [5]),
+    (Conv(3, 16, 2, 1), "stride", (3, 32, 32), (16, 16, 16), [2]),
+    (Conv(3, 8, 2, 0), "stride", (3, 6, 6), (8, 2, 2), [2, 3]),  # a small output
+    (Conv(5, 16, 1, 2), "padding", (3, 32, 32), (16, 32, 32), [2]),
+    (Conv(3, 8, 3, 1), "padding", (3, 30, 30), (8, 10, 10), [0, 1]),  # stride 3
+    (Conv(3, 16, 1, 1), "filters", (3, 8, 8), (16, 8, 8), [16]),
+    (Conv(1, 8, 3, 0), "k", (3, 4, 4), (8, 2, 2), [1]),  # k = -1..1, a kernel is at least 1
+    (Pool(3, 2), "k", (8, 8, 9), (8, 3, 4), [3]),  # H fits 3 or 4, W 2 or 3
+    (Pool(2), "k", (8, 32, 32), (8, 16, 16), [1, 2]),
+    (Pool(2), "stride", (8, 16, 16), (8, 8, 8), [2]),
+    (Pool(3, 2, 1), "padding", (8, 16, 16), (8, 8, 8), [1]),  # at most half the window
+])
+def test_values_that_fit_by_hand(layer, setting, before, after, values):
+    assert list(fit(layer, setting, before, after).values) == values
+    assert brute_force(layer, setting, before, after, 300) == values
+
+
+def test_a_1x1_output_leaves_the_stride_open():
+    f = fit(Conv(3, 8, 2, 0), "stride", (3, 4, 4), (8, 1, 1))
+    assert f == (2, None) and 2 in f and 1000 in f and 1 not in f
+    with pytest.raises(NotApplicable, match="every value from 2 up"):
+        f.values
+
+
+@pytest.mark.parametrize("layer, setting, text", [
+    (Conv(10, 96, 3, 0), "k", "CONV?-96(3,0)"),
+    (Conv(5, 96, 3, 0), "stride", "CONV5-96(?,0)"),
+    (Conv(5, 96, 3, 0), "filters", "CONV5-?(3,0)"),
+    (Conv(3, 64), "filters", "CONV3-?"),  # "same" padding says nothing about the blank
+    (Conv(3, 64), "k", "CONV?-64(1,1)"),  # ... but a blank k must not hide the padding
+    (Conv(3, 64), "padding", "CONV3-64(1,?)"),
+    (Pool(2), "k", "POOL-?(2)"),
+    (Pool(2), "stride", "POOL-2(?)"),
+    (Pool(3, 2, 1), "padding", "POOL-3(2,?)"),
+    (Pool(3, 2, 1), "k", "POOL-?(2,1)"),
+    (Pool(2, mode="avg"), "stride", "AVGPOOL-2(?)"),
+])
+def test_blank_notation_round_trips(layer, setting, text):
+    assert notation(layer, setting) == text
+    layers = (ReLU(), layer, Flatten())
+    assert parse_blank(text, layers) == Blank(2, setting)
+    assert parse_blank(text.lower().replace("(", " ( "), layers) == Blank(2, setting)
+    stored = Blank(2, setting).to_json()
+    assert stored == {"layer": 2, "setting": setting, "accept_all": False}
+    assert parse_blank(stored, layers) == Blank(2, setting)
+    assert parse_blank({"layer": text, "accept_all": True}, layers) == Blank(2, setting, True)
+
+
+def test_a_blank_matches_the_layer_with_its_value():
+    net = parse_layers(["CONV3-64", "POOL-2", "CONV3-64(1,0)", {"conv": {"k": 5, "filters": 8,
+                                                                      "bias": False}}])
+    assert parse_blank("CONV?-64", net) == Blank(1, "k")  # ? = 3: CONV3-64, padding 1
+    assert parse_blank("CONV?-64(1,0)", net) == Blank(3, "k")
+    assert parse_blank("CONV5-?", net) == Blank(4, "filters")  # bias is not in the notation
+    assert parse_blank("MAXPOOL-?(2)", net) == Blank(2, "k")
+    assert parse_blank(None, net) is None
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("CONV3-64", ["one ? for the blank", "'CONV?-96(3,0)'"]),
+    ("CONV?-?", ["one ? for the blank"]),
+    ("FC-?", ["one ? for the blank"]),
+    ("CONV?-32", ["no layer is 'CONV?-32'", "CONV3-64, POOL-2, CONV3-64"]),
+    ("CONV3-?", ["matches layers 1 and 3", '{"layer": 3, "setting": "filters"}']),
+    ("AVGPOOL-?(2)", ["no layer is"]),
+    ({"layer": 4, "setting": "k"}, ["layer must be a layer's position, 1 to 3"]),
+    ({"layer": True, "setting": "k"}, ["layer must be a layer's position"]),
+    ({"layer": 2, "setting": "filters"}, ["setting of layer 2 (POOL-2)", "k, stride, padding"]),
+    ({"layer": 1, "setting": "kernel"}, ["k, filters, stride, padding", "not 'kernel'"]),
+    ({"layer": 1}, ["must be one of", "not None"]),
+    ({"setting": "k"}, ["asks takes layer, setting and accept_all", "no layer"]),
+    ({"layer": 1, "setting": "k", "blank": 3}, ["not blank"]),
+    ({"layer": 1, "setting": "k", "accept_all": "yes"}, ["accept_all must be true or false"]),
+    ({"layer": "POOL-?(2)", "setting": "stride"}, ["stands for k, not 'stride'"]),
+    (3, ["asks must name a layer's setting"]),
+])
+def test_bad_blanks(spec, words):
+    net = parse_layers(["CONV3-64", "POOL-2", "CONV3-64"])
+    with pytest.raises(ParamError) as err:
+        parse_blank(spec, net)
+    for w in words:
+        assert w in str(err.value)

@@ -2,8 +2,9 @@
 
 Parameters: ``input_shape`` (C, H, W), ``layers`` in the notation of
 :mod:`deepdrill.generator.layers` (stored as canonical strings, or dicts for layers
-without bias), and ``multiplications`` (default false; the option of the same name
-sets it for drawn variants): with it the table also asks each layer's multiplications.
+without bias), ``multiplications`` (default false; the option of the same name
+sets it for drawn variants): with it the table also asks each layer's multiplications,
+and ``asks`` (default none): a blank, below.
 
 The solution is :func:`~deepdrill.generator.layers.chain_steps`: layer i's
 ``shape_i`` from ``shape_{i-1}``, its ``weights_i`` and ``biases_i`` from
@@ -17,6 +18,18 @@ entries a layer never changes (a ReLU's row, a pool's channels) and the 0 parame
 of a ReLU, dropout or flatten layer weigh nothing; a pool's 0 weighs a little (giving
 pooling parameters is a mistake). No constant answer earns more than a few per cent,
 carried-forward credit included.
+
+A blank (``asks``, inverse questions; its forms are in :mod:`deepdrill.generator.blanks`:
+``"CONV?-96(3,0)"`` or ``{"layer": 1, "setting": "k", "accept_all": true}``, stored as
+the latter; the option ``blank``, one of none, k, filters, stride, padding or any, draws
+one): one setting of a conv or pool layer is left out and asked in the field ``blank``.
+The sheet gives the blanked layer's input and output shapes (the rows before and of that
+layer: their entries weigh nothing, and later rows start again from them); the step
+``blank`` solves for the setting from them, and the layer's counts use it. A blank that
+several values fit is refused unless ``accept_all``; then ``blank`` lists the others as
+``alternatives``, and every other field the whole answer counted with each of them.
+Drawn blanks are one value of at least 2 (a constant answer earns nothing). Mistakes:
+the +1 or the padding left out when solving.
 """
 
 from __future__ import annotations
@@ -25,37 +38,35 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 
 from deepdrill.errors import ParamError
 from deepdrill.generator import latex
+from deepdrill.generator.blanks import (BLANK, SETTINGS, WHAT, Blank, blank_steps, draw_blank,
+                                        no_blank_in, parse_blank, shape_parts,
+                                        slips_with_blank, valid_values)
 from deepdrill.generator.exercise import Exercise, jsonable, register, require
-from deepdrill.generator.layer_tex import label, mults_tex, params_tex, size_tex, sum_tex
+from deepdrill.generator.layer_tex import (blank_stated, blank_worked, label, mults_tex,
+                                           params_tex, size_tex, sum_tex)
 from deepdrill.generator.layers import (BatchNorm, Conv, Dense, Dropout, Flatten, Layer,
                                         LayerRow, Pool, ReLU, Shape, as_shape, chain_steps,
                                         has_bias, multiplies, names, no_biases, output_size,
                                         parse_layers, rows, shape_after, swaps, total, trace,
                                         weights_one_channel)
-from deepdrill.generator.randomness import choice, draw_until
+from deepdrill.generator.networks import INPUT_SHAPES, draw_network, fitting_input
 from deepdrill.generator.steps import Slip, Step
 from deepdrill.model.fields import integer
 
-INPUT_SHAPES = ((1, 28, 28), (3, 32, 32), (3, 64, 64), (1, 32, 32))
-MIN_LAYERS, MAX_LAYERS = 6, 12
-MAX_FEATURES = 4096  # at most this many inputs to the first FC layer (hand-friendly products)
-MIN_MAP = 2  # the last feature map is at least 2x2
-INEXACT_SHARE = 0.5  # share of draws made to contain a size division that is not exact
-MAX_DRAWS = 200
-HIDDEN_UNITS = (32, 64, 84, 100, 120, 128, 256)
-CLASSES = (2, 5, 10, 10, 100)
 # Entry weights: the work an entry needs.
 UNCHANGED, LITTLE, READ_OFF, WORKED_OUT = 0.0, 0.1, 0.5, 1.0  # a shape entry (shape_weights)
 PARAM_WORK = {Conv: 1.0, Dense: 1.0, BatchNorm: 0.5, Pool: 0.2}  # other layers: 0
+BLANK_OPTIONS = ("none", *SETTINGS[Conv], "any")  # the option blank: a setting to draw, or any
+BLANK_WEIGHT = 2.0  # the blank's share, as a whole column of the table
 
 
 @functools.lru_cache(maxsize=256)  # the grader re-runs a variant's graph for every slip
-def table_graph(layers: tuple[Layer, ...]) -> tuple[Step, ...]:
-    """The layers' steps, then ``total_params``.
+def table_graph(layers: tuple[Layer, ...], blank: Blank | None = None,
+                input_shape: Shape = ()) -> tuple[Step, ...]:
+    """The layers' steps (with a blank: its given shapes and its step), then ``total_params``.
 
     >>> from deepdrill.generator.steps import run
     >>> v = run(table_graph(parse_layers(["CONV5-6(1,0)", "POOL-2", "FC-10"])),
@@ -63,8 +74,17 @@ def table_graph(layers: tuple[Layer, ...]) -> tuple[Step, ...]:
     >>> v["shape_2"], v["weights_1"], v["biases_1"], v["params_3"], v["total_params"]
     ((6, 14, 14), 150, 6, 11770, 11926)
     """
+    steps = chain_steps(layers)
+    if blank is not None:
+        shapes = [r.output_shape for r in trace(input_shape, layers)]
+        steps = blank_steps(steps, layers, blank, shapes)
     every = tuple(names(i).params for i in range(1, len(layers) + 1))
-    return (*chain_steps(layers), Step("total_params", total, every))
+    return (*steps, Step("total_params", total, every))
+
+
+def stored_blank(params: dict[str, Any]) -> Blank | None:
+    """The checked parameters' blank (stored as a complete dict), if any."""
+    return None if params.get("asks") is None else Blank(**params["asks"])
 
 
 # -- slips -------------------------------------------------------------------------
@@ -96,9 +116,15 @@ SIZE_SLIPS = (
 )
 
 
-def table_slips(layers: Sequence[Layer]) -> list[Slip]:
+def table_slips(layers: Sequence[Layer], blank: Blank | None = None) -> list[Slip]:
     """The catalogue's mistakes; each count slip swaps different steps, so they combine
-    with each other and with any one size slip."""
+    with each other and with any one size slip. With a blank, the given shapes are not
+    swapped, and solving for the blank has its own slips."""
+    slips = _table_slips(layers)
+    return slips if blank is None else slips_with_blank(slips, layers, blank)
+
+
+def _table_slips(layers: Sequence[Layer]) -> list[Slip]:
     def slides(layer: Layer) -> bool:
         return isinstance(layer, (Conv, Pool))
 
@@ -119,10 +145,11 @@ def table_slips(layers: Sequence[Layer]) -> list[Slip]:
 
 # -- entry weights ---------------------------------------------------------------------
 
-def shape_weights(rows: Sequence[LayerRow]) -> list[float]:
+def shape_weights(rows: Sequence[LayerRow], given: Sequence[int] = ()) -> list[float]:
     """Per entry of the output shapes, the work it needs:
 
-    * nothing for an entry the layer never changes (a ReLU's row, a pool's channels);
+    * nothing for an entry the layer never changes (a ReLU's row, a pool's channels), or
+      in a row the sheet gives (``given``: 1-based rows, around a blank);
     * little for one it happens to keep (a "same" convolution's H and W: copying the
       input gets it, but forgetting the padding must still cost something), and for a
       row the layer would also give one row early (a stride-2 convolution keeping the
@@ -132,10 +159,10 @@ def shape_weights(rows: Sequence[LayerRow]) -> list[float]:
     * all for one worked out with the size formula.
     """
     out = []
-    for before, r in zip((None, *rows), rows):
+    for i, (before, r) in enumerate(zip((None, *rows), rows), 1):
         repeated = before is not None and _applied(r.layer, before.input_shape) == r.input_shape
         for e in range(len(r.output_shape)):
-            if _never_changes(r, e):
+            if i in given or _never_changes(r, e):
                 out.append(UNCHANGED)
             elif repeated or _is_kept(r, e):
                 out.append(LITTLE)
@@ -165,134 +192,51 @@ def _applied(layer: Layer, shape: Shape) -> Shape | None:
         return None
 
 
-# -- random networks -------------------------------------------------------------
-
-def draw_network(rng: np.random.Generator, input_shape: Shape) -> list[Layer]:
-    """A realistic small network for ``input_shape``, every size valid.
-
-    A CNN of 2-3 conv blocks (conv, maybe BN, ReLU, usually pooling), FLATTEN and
-    1-3 FC layers for a feature map; FC layers alone for a vector. Half the draws
-    of a feature map are made to contain a division by the stride that is not exact
-    (where the input allows one).
-    """
-    want_inexact = rng.random() < INEXACT_SHARE and len(input_shape) == 3
-    draw = _draw_mlp if len(input_shape) == 1 else \
-        functools.partial(_draw_cnn, channels=input_shape[0])
-    fits = functools.partial(_fits_a_sheet, input_shape)
-    refusal = (f"no network of {MIN_LAYERS}-{MAX_LAYERS} layers fits input_shape "
-               f"{tuple(input_shape)}; give a larger input or the layers")
-    if want_inexact:
-        try:
-            return draw_until(rng, draw, lambda x: fits(x, inexact=True), tries=MAX_DRAWS,
-                              refusal=refusal)
-        except ParamError:  # no division with a remainder on this input: any network fits
-            pass
-    return draw_until(rng, draw, fits, tries=MAX_DRAWS, refusal=refusal)
-
-
-def _draw_cnn(rng: np.random.Generator, channels: int) -> list[Layer]:
-    layers: list[Layer] = []
-    filters = choice(rng, [6, 8, 16] if channels == 1 else [16, 32])
-    for block in range(choice(rng, [2, 2, 3])):
-        k = choice(rng, [3, 5] if block == 0 else [3, 3, 5])
-        form = choice(rng, ["same", "same", "valid", "strided"])
-        layers.append(Conv(k, filters) if form == "same" else
-                      Conv(k, filters, 1, 0) if form == "valid" else Conv(3, filters, 2, 1))
-        if rng.random() < 0.3:
-            layers.append(BatchNorm())
-        layers.append(ReLU())
-        if form != "strided" or rng.random() < 0.3:
-            layers.append(choice(rng, [Pool(2), Pool(2), Pool(3, 2), Pool(2, mode="avg")]))
-        filters = min(filters * choice(rng, [1, 2, 2]), 128)
-    return layers + [Flatten(), *_draw_dense_head(rng)]
-
-
-def _draw_mlp(rng: np.random.Generator) -> list[Layer]:
-    classes = choice(rng, CLASSES)
-    layers: list[Layer] = []
-    for units in _hidden_units(rng, choice(rng, [2, 3]), classes):
-        layers += [Dense(units)] + ([BatchNorm()] if rng.random() < 0.3 else []) + [ReLU()]
-    return layers + [Dense(classes)]
-
-
-def _draw_dense_head(rng: np.random.Generator) -> list[Layer]:
-    classes = choice(rng, CLASSES)
-    layers: list[Layer] = []
-    for units in _hidden_units(rng, choice(rng, [0, 1, 1, 2]), classes):
-        layers += [Dense(units), ReLU()] + ([Dropout()] if rng.random() < 0.3 else [])
-    return layers + [Dense(classes)]
-
-
-def _hidden_units(rng: np.random.Generator, n: int, classes: int) -> list[int]:
-    """Widths of n hidden layers, narrowing towards the (fewer) classes."""
-    wider = [u for u in HIDDEN_UNITS if u > classes]
-    return sorted((choice(rng, wider) for _ in range(n)), reverse=True)
-
-
-def _fits_a_sheet(input_shape: Shape, layers: list[Layer], inexact: bool = False) -> bool:
-    """6-12 valid layers, a last feature map of at least 2x2, a first FC layer of moderate
-    size; with ``inexact``, a size division with a remainder."""
-    try:
-        table = trace(input_shape, layers)
-    except ParamError:
-        return False
-    maps = [r.output_shape for r in table if len(r.output_shape) == 3]
-    dense_inputs = [int(np.prod(r.input_shape)) for r in table if isinstance(r.layer, Dense)]
-    return MIN_LAYERS <= len(table) <= MAX_LAYERS and \
-        (not maps or min(maps[-1][1:]) >= MIN_MAP) and \
-        (not dense_inputs or dense_inputs[0] <= MAX_FEATURES) and \
-        (not inexact or any(is_inexact(r) for r in table))
-
-
-def is_inexact(row: LayerRow) -> bool:
-    """Whether a conv or pool layer divides by its stride with a remainder (floor matters)."""
-    layer = row.layer
-    if not isinstance(layer, (Conv, Pool)):
-        return False
-    return any((n + 2 * layer.padding - layer.k) % layer.stride for n in row.input_shape[1:])
-
-
-def fitting_input(rng: np.random.Generator, layers: Sequence[Layer]) -> list[int]:
-    """A standard input shape the given layers accept (for pinned layers without one)."""
-    for i in rng.permutation(len(INPUT_SHAPES)):
-        try:
-            trace(INPUT_SHAPES[i], layers)
-            return list(INPUT_SHAPES[i])
-        except ParamError:
-            pass
-    shapes = ", ".join(str(s) for s in INPUT_SHAPES)
-    raise ParamError(f"give input_shape: these layers fit none of the standard shapes {shapes}")
-
-
 # -- the exercise ------------------------------------------------------------------
 
 @register
 class CnnLayerTable(Exercise):
     id = "cnn_layer_table"
     title = "Shapes and parameters of a CNN"
-    summary = "fill in each layer's output shape and parameter count (optionally multiplications)"
-    params = ("input_shape", "layers", "multiplications")
-    options = {"multiplications": False}
+    summary = ("fill in each layer's output shape and parameter count (optionally "
+               "multiplications, or a layer setting left blank)")
+    params = ("input_shape", "layers", "multiplications", "asks")
+    options = {"multiplications": False, "blank": "none"}
     work_space = "1cm"  # the problem's own table is the work space
 
     def sample(self, rng, pinned, options):
         p = {"multiplications": bool(options["multiplications"]), **pinned}
+        blank = options["blank"]
+        if blank not in BLANK_OPTIONS:
+            raise ParamError(f"option blank must be one of {', '.join(BLANK_OPTIONS)}, "
+                             f"not {blank!r}")
+        if pinned.get("asks") is not None and "layers" not in pinned:
+            raise ParamError("asks names a setting of one of the layers: give layers too, or "
+                             "draw a blank with the option blank")
         if "layers" not in p:
             shape = as_shape(p["input_shape"]) if "input_shape" in p else \
                 INPUT_SHAPES[int(rng.integers(len(INPUT_SHAPES)))]
+            if blank != "none" and len(shape) == 1:
+                raise ParamError(f"option blank asks a conv or pool setting, but input_shape "
+                                 f"{tuple(shape)} is a vector: its network is fully connected")
             p["input_shape"] = list(shape)
-            p["layers"] = [layer.to_json() for layer in draw_network(rng, shape)]
+            p["layers"] = [layer.to_json() for layer in draw_network(rng, shape, blank)]
         elif "input_shape" not in p:
             p["input_shape"] = fitting_input(rng, parse_layers(p["layers"]))
+        if blank != "none" and "asks" not in pinned:
+            table = trace(p["input_shape"], parse_layers(p["layers"]))
+            p["asks"] = draw_blank(rng, table, blank).to_json()
         return p
 
     def check(self, params):
         require(params, "input_shape", "layers")
         shape = as_shape(params["input_shape"])
+        no_blank_in(params["layers"])
         layers = parse_layers(params["layers"])
         if not layers:
             raise ParamError("layers must list at least one layer")
-        if not any(r.params for r in trace(shape, layers)):
+        table = trace(shape, layers)
+        if not any(r.params for r in table):
             raise ParamError("these layers have no parameters to count; add a CONV, FC or BN "
                              "layer")
         mults = params.get("multiplications", False)
@@ -301,20 +245,30 @@ class CnnLayerTable(Exercise):
         if mults and not any(multiplies(x) for x in layers):
             raise ParamError("multiplications: true needs a CONV or FC layer; no other layer "
                              "multiplies")
-        return jsonable({"input_shape": list(shape), "layers": [x.to_json() for x in layers],
-                         "multiplications": mults})
+        out = {"input_shape": list(shape), "layers": [x.to_json() for x in layers],
+               "multiplications": mults}
+        blank = parse_blank(params.get("asks"), layers)
+        if blank is not None:
+            valid_values(table, blank)  # refuses a blank that several values fit
+            out["asks"] = blank.to_json()
+        return jsonable(out)
 
     def graph(self, params):
-        return table_graph(parse_layers(params["layers"]))
+        blank = stored_blank(params)
+        return table_graph(parse_layers(params["layers"]), blank,
+                           as_shape(params["input_shape"]) if blank else ())
 
     def fields(self, params, values):
         table = trace(params["input_shape"], parse_layers(params["layers"]))
         each = [names(i) for i in range(1, len(table) + 1)]
-        shapes = shape_weights(table)
-        out = [integer("output_shapes", "the output shape of each layer, [C, H, W] or [N]",
-                       [[len(r.output_shape)] for r in table], weight=2,
+        blank = stored_blank(params)
+        shapes = shape_weights(table, blank.given_rows() if blank else ())
+        out = [integer("output_shapes", "the output shape of each layer, [C, H, W] or [N]" +
+                       ("; copy the given ones" if blank else ""),
+                       [[len(r.output_shape)] for r in table], weight=2 if any(shapes) or
+                       not blank else 0,  # every row given: nothing to earn
                        entry_weights=shapes if any(shapes) else None,  # else all alike
-                       parts=tuple(n.shape for n in each)),
+                       parts=shape_parts(len(table), blank)),
                integer("layer_params", "the number of parameters of each layer", [len(table)],
                        weight=2, parts=tuple(n.params for n in each),
                        entry_weights=[PARAM_WORK.get(type(r.layer), 0.0) for r in table]),
@@ -323,18 +277,39 @@ class CnnLayerTable(Exercise):
             out.append(integer("layer_multiplications", "the multiplications of each layer",
                                [len(table)], weight=2, parts=tuple(n.mults for n in each),
                                entry_weights=[float(multiplies(r.layer)) for r in table]))
-        return out
+        return self._blank_fields(params, values, table, blank, out) if blank else out
+
+    def _blank_fields(self, params, values, table, blank, fields):
+        """The field ``blank`` first; when several values fit, it accepts each (the counts
+        of its layer then follow from the student's own value of it)."""
+        others = [v for v in valid_values(table, blank) if v != values[BLANK]]
+        asked = integer(BLANK, f"the {WHAT[blank.setting]} of layer {blank.layer}, "
+                        f"{label(table[blank.layer - 1].layer, blank.setting)}" +
+                        (" (any value that fits)" if others else ""), [], weight=BLANK_WEIGHT,
+                        alternatives=tuple(others))
+        return [asked, *fields]
 
     def slips(self, params):
-        return table_slips(parse_layers(params["layers"]))
+        return table_slips(parse_layers(params["layers"]), stored_blank(params))
 
     def problem(self, params):
         layers = parse_layers(params["layers"])
         first = next((x for x in layers if isinstance(x, (Dense, Flatten))), None)
+        table = trace(params["input_shape"], layers)
+        blank = stored_blank(params)
+        given = blank.given_rows() if blank else ()
+        labels = [label(x, blank.setting if blank and i == blank.layer else None)
+                  for i, x in enumerate(layers, 1)]
         return {
             "input": latex.shape(params["input_shape"]),
-            "layers": [label(x) for x in layers],
+            "layers": labels,
+            "given": [latex.shape(r.output_shape) if i in given else ""
+                      for i, r in enumerate(table, 1)],
+            "blank": blank_stated(table[blank.layer - 1], blank, valid_values(table, blank))
+            if blank else {},
             "kinds": sorted({x.kind for x in layers}),
+            "pool_padding": any(isinstance(x, Pool) and "," in text
+                                for x, text in zip(layers, labels)),
             "implicit_flatten": len(params["input_shape"]) == 3 and isinstance(first, Dense),
             "mults": params["multiplications"],
         }
@@ -342,10 +317,15 @@ class CnnLayerTable(Exercise):
     def worked(self, params, values):
         table = rows(values, parse_layers(params["layers"]))
         asked = params["multiplications"]
+        blank = stored_blank(params)
+        given = blank.given_rows() if blank else ()
         return {
             "rows": [{"i": i, "layer": label(r.layer), "size": size_tex(r),
-                      "shape": latex.shape(r.output_shape), "params": params_tex(r)}
+                      "shape": latex.shape(r.output_shape), "params": params_tex(r),
+                      "given": i in given}
                      for i, r in enumerate(table, 1)],
+            "blank": blank_worked(table[blank.layer - 1], blank, valid_values(table, blank),
+                                  values[BLANK]) if blank else {},
             "total_sum": sum_tex([r.params for r in table]),
             "total": latex.count(values["total_params"]),
             "mults": [{"i": i, "layer": label(r.layer), "product": mults_tex(r)}

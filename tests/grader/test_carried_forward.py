@@ -88,4 +88,4 @@ def test_answers_rounded_from_right_values_are_simply_correct():
     r = grade_question(v, {"probabilities": rounded, "loss": loss,
                            "grad_logits": [rounded[0] - 1, rounded[1]]}, 10)
     assert r.score == pytest.approx(10) and r.carried == 0
-    assert "your own rounded values" in r.fields["loss"].feedback
+    assert "right from your own values" in r.fields["loss"].feedback

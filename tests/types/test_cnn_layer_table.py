@@ -1,19 +1,23 @@
 """cnn_layer_table against torch.nn (shapes by running zeros through, counts from .parameters()),
-its steps, its slips, and the weights that keep constant answers from earning points."""
+its steps, its slips, the weights that keep constant answers from earning points, and blanks
+(a layer's setting asked back) against brute force."""
 
+import collections
 import functools
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from deepdrill.errors import ParamError
+from deepdrill.generator.blanks import Blank, notation, parse_blank
 from deepdrill.generator.exercise import get, make_variant
 from deepdrill.generator.layers import (BatchNorm, Conv, Dense, Flatten, ReLU,
                                         parse_layers)
 from deepdrill.generator.render import Question, Sheet, render_document
 from deepdrill.generator.steps import NotApplicable
 from deepdrill.generator.types.cnn_layer_table import INPUT_SHAPES
-from deepdrill.grader.score import grade_question
+from deepdrill.grader.score import CreditPolicy, grade_question
 from torch_layers import torch_rows
 
 TYPE = "cnn_layer_table"
@@ -292,3 +296,270 @@ def test_many_variants_render():
             v = variant(seed, mults)
             sheet = Sheet("T", "C", [Question(1, 3, v)])
             assert r"\begin{tabular}" in render_document([sheet], solutions=True)
+
+
+# -- blanks: a setting asked back from the shapes around its layer ------------------------
+
+HOMEWORK = {"input_shape": [10, 205, 205], "layers": ["CONV10-96(3,0)", "RELU", "FC-10"]}
+BLANK_SEEDS = range(240)
+
+
+def brute_force(layer, setting, before, after):
+    """Every value of the setting (tried up to well past the input) that gives ``after``."""
+    found = []
+    for v in range(0 if setting == "padding" else 1, 4 * max(before) + 20):
+        try:
+            if replace(layer, **{setting: v}).output_shape(tuple(before)) == tuple(after):
+                found.append(v)
+        except ParamError:
+            pass
+    return found
+
+
+def params_with_k(k, filters=96, c_in=10):
+    return filters * k * k * c_in + filters
+
+
+def test_the_homework_kernel_size():
+    """205 x 205 x 10 to 66 x 66 x 96, stride 3, no padding: floor((205 - k)/3) = 65, so
+    195 <= 205 - k <= 197: k is 8, 9 or 10."""
+    with pytest.raises(ParamError) as err:
+        make_variant(TYPE, 0, {**HOMEWORK, "asks": "CONV?-96(3,0)"})
+    for words in ("layer 1", "CONV?-96(3,0)", "(10, 205, 205) to (96, 66, 66)",
+                  "kernel size 8, 9 or 10 all fit", "accept_all: true"):
+        assert words in str(err.value)
+    v = make_variant(TYPE, 0, {**HOMEWORK, "asks": {"layer": "CONV?-96(3,0)",
+                                                     "accept_all": True}})
+    assert v.params["asks"] == {"layer": 1, "setting": "k", "accept_all": True}
+    assert v.answers["blank"] == 10 and v.field("blank").alternatives == (8, 9)
+    assert v.answers["layer_params"][0] == params_with_k(10) == 96_096
+    assert v.field("layer_params").alternatives == ()  # counts follow the student's own k
+    assert brute_force(Conv(10, 96, 3, 0), "k", (10, 205, 205), (96, 66, 66)) == [8, 9, 10]
+
+
+@pytest.mark.parametrize("k", [8, 9, 10])
+def test_every_valid_kernel_size_scores_full_marks(k):
+    v = make_variant(TYPE, 0, {**HOMEWORK, "asks": {"layer": 1, "setting": "k",
+                                                     "accept_all": True}})
+    fc = 96 * 66 * 66 * 10 + 10
+    answers = {"blank": str(k), "output_shapes": [[96, 66, 66], [96, 66, 66], [10]],
+               "layer_params": [params_with_k(k), 0, fc], "total_params": params_with_k(k) + fc}
+    for policy in (CreditPolicy(), CreditPolicy(carry_forward=0), CreditPolicy(per_entry=False)):
+        r = grade_question(v, answers, 10, policy)
+        assert r.score == pytest.approx(10) and all(f.correct for f in r.fields.values())
+
+
+@pytest.mark.parametrize("k", [7, 11, 0, "ten"])
+def test_a_wrong_kernel_size_does_not(k):
+    v = make_variant(TYPE, 0, {**HOMEWORK, "asks": {"layer": 1, "setting": "k",
+                                                     "accept_all": True}})
+    r = grade_question(v, {**v.answers, "blank": k}, 10)
+    assert not r.fields["blank"].correct and r.fields["blank"].score == 0
+    assert r.score == pytest.approx(10 - r.fields["blank"].max_score)
+    if k == 7:  # (205 - k)/3 = 66: the +1 left out
+        assert r.fields["blank"].mistake == "blank_forgot_plus_one"
+
+
+@pytest.mark.parametrize("input_shape, layers, asks, answer", [
+    ([3, 32, 32], ["CONV5-16(1,0)", "FC-2"], "CONV?-16(1,0)", 5),
+    ([3, 32, 32], ["CONV3-16(2,1)", "FC-2"], "CONV3-16(?,1)", 2),
+    ([3, 32, 32], ["CONV5-16", "FC-2"], "CONV5-16(1,?)", 2),
+    ([3, 32, 32], ["CONV5-16", "FC-2"], "CONV5-?", 16),
+    ([8, 8, 9], ["CONV3-4", "POOL-3(2)", "FC-2"], "POOL-?(2)", 3),  # only both sides fix it
+    ([3, 16, 16], ["CONV3-4", "POOL-2", "FC-2"], "POOL-2(?)", 2),
+    ([3, 16, 16], ["CONV3-4", "AVGPOOL-3(2,1)", "FC-2"], {"layer": 2, "setting": "padding"}, 1),
+    ([3, 4, 4], ["CONV1-8(3,0)", "FC-2"], {"layer": 1, "setting": "k"}, 1),  # k >= 1 fixes it
+])
+def test_every_kind_of_blank_by_hand(input_shape, layers, asks, answer):
+    v = make_variant(TYPE, 0, {"input_shape": input_shape, "layers": layers, "asks": asks})
+    blank = Blank(**v.params["asks"])
+    layer = parse_layers(layers)[blank.layer - 1]
+    before = [input_shape, *v.answers["output_shapes"]][blank.layer - 1]
+    after = v.answers["output_shapes"][blank.layer - 1]
+    assert v.answers["blank"] == getattr(layer, blank.setting) == answer
+    assert brute_force(layer, blank.setting, before, after) == [answer]
+    assert v.field("blank").alternatives == ()
+    assert grade_question(v, v.answers, 10).score == pytest.approx(10)
+    assert grade_question(v, {**v.answers, "blank": answer + 1}, 10).score < 10
+
+
+@pytest.mark.parametrize("asks, setting, right, slip", [
+    ("CONV?-16(1,0)", "k", 5, ("blank_forgot_plus_one", 4)),  # 32 - k = 28
+    ("CONV?-16(1,2)", "k", 5, ("blank_forgot_padding", 1)),  # 32 - k + 1 = 32
+    ("CONV1-16(?,0)", "stride", 4, ("blank_forgot_plus_one", 3)),  # 16/S = 5
+])
+def test_slips_in_solving_for_the_blank(asks, setting, right, slip):
+    layer = {"k": "CONV5-16(1,0)", "stride": "CONV1-16(4,0)"}[setting]
+    layer = "CONV5-16" if "(1,2)" in asks else layer
+    v = make_variant(TYPE, 0, {"input_shape": [3, 32, 32] if setting == "k" else [3, 17, 17],
+                               "layers": [layer, "FC-2"], "asks": asks})
+    assert v.answers["blank"] == right
+    mistakes = {m.name: m.answers for m in v.mistakes}
+    assert mistakes[slip[0]]["blank"] == slip[1]
+    r = grade_question(v, {**v.answers, **mistakes[slip[0]]}, 10)
+    assert r.fields["blank"].mistake == slip[0] and r.score < 10
+
+
+def test_a_wrong_blank_carries_forward_to_its_layers_count():
+    v = make_variant(TYPE, 0, {"input_shape": [3, 32, 32], "layers": ["CONV5-16(1,0)", "FC-2"],
+                               "asks": "CONV?-16(1,0)", "multiplications": True})
+    fc_params, fc_mults = v.answers["layer_params"][1], v.answers["layer_multiplications"][1]
+    own = {"blank": 4, "layer_params": [16 * 4 * 4 * 3 + 16, fc_params],
+           "layer_multiplications": [28 * 28 * 16 * 4 * 4 * 3, fc_mults]}
+    own["total_params"] = sum(own["layer_params"])
+    r = grade_question(v, {**v.answers, **own}, 10)
+    assert r.fields["layer_params"].consistent_with == {"blank": 4}
+    assert r.fields["layer_params"].carried > 0
+    assert r.score == pytest.approx(10 - r.fields["blank"].max_score)
+
+
+def test_given_shapes_earn_nothing():
+    v = make_variant(TYPE, 0, {"input_shape": [3, 32, 32], "asks": "CONV?-16(1,1)",
+                               "layers": ["CONV3-8", "RELU", "POOL-2", "CONV3-16", "FC-2"]})
+    assert v.params["asks"]["layer"] == 4
+    weights = v.field("output_shapes").entry_weights
+    assert weights[6:12] == (0,) * 6 and weights[12] == 0.5  # rows 3 and 4 are given
+    wrong = [list(s) for s in v.answers["output_shapes"]]
+    wrong[2], wrong[3] = [0, 0, 0], [0, 0, 0]
+    assert grade_question(v, {**v.answers, "output_shapes": wrong}, 10).score == \
+        pytest.approx(10)
+    # every row given: the field weighs nothing at all
+    one = make_variant(TYPE, 0, {"input_shape": [3, 8, 8], "layers": ["CONV3-4"],
+                                 "asks": "CONV?-4(1,1)"})
+    assert one.field("output_shapes").weight == 0
+
+
+def test_the_blanks_shapes_stay_given_when_a_student_slips_before_it():
+    ex = get(TYPE)
+    layers = ["CONV3-8(1,0)", "POOL-2", "CONV3-16", "FC-2"]
+    params = make_variant(TYPE, 0, {"input_shape": [3, 32, 32], "asks": "CONV?-16(1,1)",
+                                    "layers": layers}).params
+    s = {slip.name: slip for slip in ex.slips(params)}
+    v = ex.values(params, [s["forgot_padding"]])
+    assert v["shape_1"] == (8, 30, 30)  # layer 1 had no padding: no change
+    v = ex.values(params, [s["forgot_plus_one"]])
+    assert v["shape_1"] == (8, 29, 29) and v["shape_2"] == (8, 15, 15)  # given: unchanged
+    assert v["shape_3"] == (16, 15, 15) and v["blank"] == 3
+
+
+@pytest.mark.parametrize("params, options, words", [
+    ({**HOMEWORK, "layers": ["CONV3-8(3,1)", "FC-2"], "input_shape": [3, 30, 30],
+      "asks": "CONV3-8(3,?)"}, {}, ["padding 0 or 1 all fit", "accept_all"]),
+    ({"input_shape": [3, 4, 4], "layers": ["CONV3-8(2,0)", "FC-2"], "asks": "CONV3-8(?,0)"}, {},
+     ["every stride from 2 up", "1x1"]),
+    ({"asks": {"layer": 1, "setting": "k"}}, {}, ["give layers too", "option blank"]),
+    ({"input_shape": [3, 8, 8], "layers": ["CONV?-4(1,1)", "FC-2"]}, {},
+     ["layer 1", "a blank goes in asks, not in layers"]),
+    ({}, {"blank": "kernel"}, ["option blank must be one of none, k, filters, stride, "
+                               "padding, any"]),
+    ({"input_shape": [20]}, {"blank": "any"}, ["vector", "fully connected"]),
+    ({"input_shape": [3, 8, 8], "layers": ["CONV3-4", "FC-2"]}, {"blank": "stride"},
+     ["option blank='stride'", "one value of at least 2", "pin asks"]),
+    ({"input_shape": [1, 5, 5]}, {"blank": "padding"}, ["with a blank padding"]),
+])
+def test_blanks_refused_with_a_reason(params, options, words):
+    with pytest.raises(ParamError) as err:
+        make_variant(TYPE, 0, params, options)
+    for w in words:
+        assert w in str(err.value)
+
+
+def test_drawn_blanks_are_unique_by_brute_force():
+    kinds = collections.Counter()
+    for seed in BLANK_SEEDS:
+        option = ("any", "k", "stride", "padding", "filters")[seed % 5]
+        v = make_variant(TYPE, seed, options={"blank": option})
+        blank = Blank(**v.params["asks"])
+        assert not blank.accept_all and option in (blank.setting, "any")
+        layer = parse_layers(v.params["layers"])[blank.layer - 1]
+        shapes = [v.params["input_shape"], *v.answers["output_shapes"]]
+        before, after = shapes[blank.layer - 1], shapes[blank.layer]
+        assert brute_force(layer, blank.setting, before, after) == [v.answers["blank"]]
+        assert v.answers["blank"] == getattr(layer, blank.setting) >= 2
+        assert v.field("blank").alternatives == ()
+        # the notation with ? names this layer back, unless it fits another layer as well
+        try:
+            assert parse_blank(notation(layer, blank.setting),
+                               parse_layers(v.params["layers"])) == blank
+        except ParamError as err:
+            assert "matches layers" in str(err) and str(blank.layer) in str(err)
+        kinds[blank.setting] += 1
+    assert set(kinds) == {"k", "stride", "padding", "filters"}, kinds
+
+
+def test_constant_answers_earn_almost_nothing_with_a_blank():
+    """A student's copy of a given shape feeds nothing: the rows after it and the blank are
+    checked against the given shapes, so ones everywhere earn no carried-forward credit."""
+    for seed in range(0, 120, 2):
+        v = make_variant(TYPE, seed, options={"blank": ("filters", "any")[seed % 4 // 2]})
+        for name, answers in constant_answers(v):
+            count = int(name == "ones")
+            score = grade_question(v, {**answers, "blank": count}, 1).score
+            assert score <= MAX_CONSTANT_SHARE, (seed, name, score)
+
+
+def test_drawn_blanks_keep_the_rest_of_the_draw():
+    for seed in range(20):
+        v, w = variant(seed), make_variant(TYPE, seed, options={"blank": "none"})
+        assert v == w and "asks" not in v.params and "blank" not in v.answers
+    pinned = make_variant(TYPE, 4, {"input_shape": [3, 32, 32],
+                                    "layers": ["CONV5-8", "POOL-2", "CONV3-16(2,1)", "FC-2"]},
+                          options={"blank": "any"})
+    assert pinned.params["layers"] == ["CONV5-8", "POOL-2", "CONV3-16(2,1)", "FC-2"]
+    assert pinned.params["asks"] in [{"layer": 1, "setting": s, "accept_all": False}
+                                     for s in ("k", "filters", "padding")] + \
+        [{"layer": i, "setting": s, "accept_all": False}
+         for i, s in ((2, "stride"), (3, "stride"), (3, "k"), (3, "filters"))]
+    kept = make_variant(TYPE, 4, {**pinned.params, "asks": None}, options={"blank": "any"})
+    assert "asks" not in kept.params  # a pinned "no blank" wins over the option
+
+
+def test_a_stored_blank_checks_back_to_itself():
+    v = make_variant(TYPE, 5, options={"blank": "any"})
+    assert make_variant(TYPE, 99, v.params) == replace(v, seed=99)
+    ex = get(TYPE)
+    assert "asks" in ex.params and ex.options["blank"] == "none"
+
+
+def test_the_sheets_print_the_blank_and_solve_it():
+    v = make_variant(TYPE, 0, {"input_shape": [10, 205, 206], "layers": HOMEWORK["layers"],
+                               "asks": {"layer": 1, "setting": "k", "accept_all": True}})
+    sheet = Sheet("T", "C", [Question(1, 3, v)])
+    problem = render_document([sheet], solutions=False)
+    assert r"\texttt{CONV?{-}96(3,0)} & $(96, 66, 66)$ (given)" in problem
+    assert r"it takes a $(10, 205, 206)$ input and gives a $(96, 66, 66)$" in problem
+    assert "any one of them is accepted" in problem and "The blank." not in problem
+    solution = render_document([sheet], solutions=True)
+    for tex in (r"195 \le 205 - k \le 197 \;\Rightarrow\; 8 \le k \le 10",
+                r"195 \le 206 - k \le 197 \;\Rightarrow\; 9 \le k \le 11",
+                r"both: $9 \le k \le 10$", "2 whole numbers fit, $9$ and $10$",
+                "the table counts with $k = 10$", r"\texttt{blank}: $10$ (also accepted: 9)",
+                r"\texttt{CONV10{-}96(3,0)}"):
+        assert tex in solution, tex
+
+
+@pytest.mark.parametrize("params, lines", [
+    ({"input_shape": [3, 4, 4], "layers": ["CONV1-8(3,0)", "FC-2"],
+      "asks": {"layer": 1, "setting": "k"}},
+     [r"3 \le 4 - k \le 5 \;\Rightarrow\; -1 \le k \le 1$", r"and $k \ge 1$: $k = 1$",
+      r"$k = \mathbf{1}$"]),
+    ({"input_shape": [3, 32, 32], "layers": ["CONV3-16(2,1)", "FC-2"], "asks": "CONV3-16(?,1)"},
+     [r"\lfloor 31/S \rfloor = 15 \;\Rightarrow\; 31/16 < S \le 31/15 \;\Rightarrow\; S = 2"]),
+    ({"input_shape": [3, 32, 32], "layers": ["CONV5-16", "FC-2"], "asks": "CONV5-16(1,?)"},
+     [r"32 + 2P - 5 = 31 \;\Rightarrow\; 2P = 4 \;\Rightarrow\; P = 2$"]),
+    ({"input_shape": [3, 32, 32], "layers": ["CONV5-16", "FC-2"], "asks": "CONV5-?"},
+     [r"The output has $16$ channels, one per filter: $N = 16$."]),
+])
+def test_worked_solutions_of_each_blank(params, lines):
+    v = make_variant(TYPE, 0, params)
+    solution = render_document([Sheet("T", "C", [Question(1, 3, v)])], solutions=True)
+    for tex in lines:
+        assert tex in solution, tex
+
+
+def test_many_blanks_render():
+    for seed in range(0, 240, 9):
+        v = make_variant(TYPE, seed, options={"blank": "any", "multiplications": seed % 2 == 0})
+        sheet = Sheet("T", "C", [Question(1, 3, v)])
+        assert "(given)" in render_document([sheet], solutions=False)
+        assert "The blank." in render_document([sheet], solutions=True)
