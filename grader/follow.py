@@ -205,19 +205,15 @@ SHAPE = "shape"  # a mistake that changes a field's shape
 
 
 def _could_explain(r: Reading, changes: list[dict[str, Any]]) -> bool:
-    """Whether slips changing these entries could give what the student wrote in ``r``."""
-    masks = [c[r.field.name] for c in changes if r.field.name in c]
-    if r.shape_problem:
-        return any(m is SHAPE for m in masks)
-    arrays = [m for m in masks if m is not SHAPE]
-    if not arrays:
-        return False
-    changed = np.logical_or.reduce(arrays)
+    """Whether one slip, changing these entries, could give what the student wrote in
+    ``r``: it changes every entry they got wrong and none they got right (a slip gives the
+    key wherever it changes nothing)."""
+    mask = changes[0].get(r.field.name)
+    if r.shape_problem or mask is SHAPE:
+        return bool(r.shape_problem) and mask is SHAPE
     wrong = r.readable & ~r.credited
-    if not wrong.any() or (wrong & ~changed).any():
-        return False
-    # one slip gives the key wherever it changes nothing; two may meet the key again by chance
-    return len(changes) > 1 or not (r.ok & changed).any()
+    return mask is not None and bool(wrong.any()) and not (wrong & ~mask).any() and \
+        not (r.ok & mask).any()
 
 
 def _each_could_explain(r: Reading, changes: list[dict[str, Any]]) -> bool:

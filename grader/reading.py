@@ -56,9 +56,6 @@ class Reading:
                 out = out | extra
         return out
 
-    @property
-    def complete(self) -> bool:
-        return self.ok is not None and bool(self.credited.all())
 
 
 def read_field(f: Field, expected: Any, given: Any, share: float) -> Reading:
