@@ -319,7 +319,7 @@ def _print_summary(report: Any) -> None:
     n = max(len(counted), 1)
     click.echo(f"\n{'question':<9} {'type':<20} {'points':>6} {'mean':>7} {'full marks':>10}")
     for q in report.key.questions:
-        scores = [e.questions[q.label].score for e in counted.values()]
+        scores = [e.score_of(q.label) for e in counted.values()]
         full = sum(abs(s - q.points) < 1e-9 for s in scores)
         click.echo(f"{q.label:<9} {q.type:<20} {q.points:>6g} {sum(scores) / n:>7.2f} "
                    f"{full:>4}/{len(scores):<5}")

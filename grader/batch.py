@@ -235,11 +235,34 @@ class Entry:
     questions: dict[str, QuestionResult] = field(default_factory=dict)
     score: float = 0.0
     mtime: float = 0.0
+    # After pack(): each question's (score, carried-forward credit), and the questions'
+    # report already serialised (what a worker sends back instead of every field's objects).
+    totals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    questions_json: bytes | None = None
+
+    def pack(self) -> "Entry":
+        """Serialise the per-field results now; keep only what the class report needs."""
+        self.totals = {k: (q.score, q.carried) for k, q in self.questions.items()}
+        self.questions_json = orjson.dumps({k: q.to_json() for k, q in self.questions.items()})
+        self.questions = {}
+        return self
+
+    def score_of(self, label: str) -> float:
+        q = self.questions.get(label)
+        return q.score if q else self.totals.get(label, (0.0, 0.0))[0]
+
+    @property
+    def carried(self) -> float:
+        if self.questions:
+            return sum(q.carried for q in self.questions.values())
+        return sum(c for _, c in self.totals.values())
 
     def to_json(self) -> dict[str, Any]:
+        questions = orjson.Fragment(self.questions_json) if self.questions_json is not None \
+            else {k: v.to_json() for k, v in self.questions.items()}
         return {"file": self.file, "status": self.status, "student_id": self.student_id,
                 "name": self.name, "score": round(self.score, 4), "messages": self.messages,
-                "questions": {k: v.to_json() for k, v in self.questions.items()}}
+                "questions": questions}
 
 
 def grade_submission(key: Key, sub: Submission) -> Entry:
@@ -297,9 +320,9 @@ class Report:
         return rows
 
     def _row(self, sid: str, name: str, status: str, e: Entry | None) -> dict[str, Any]:
-        scores = {q.label: round(e.questions[q.label].score, 4) if e and e.questions else 0.0
+        scores = {q.label: round(e.score_of(q.label), 4) if e else 0.0
                   for q in self.key.questions}
-        carried = sum(r.carried for r in e.questions.values()) if e and e.questions else 0.0
+        carried = e.carried if e else 0.0
         return {"id": sid, "name": name, "status": status, "file": e.file if e else "",
                 "total": round(e.score, 4) if e else 0.0, "carried_forward": round(carried, 4),
                 "questions": scores}
@@ -361,9 +384,12 @@ def _grade_file(key: Key, path: Path, max_bytes: int) -> Entry:
 _WORKER_KEY: Key | None = None  # set before forking: workers inherit the loaded key
 
 
+@_no_gc_pauses()  # results hold no cycles; collections only walk a growing heap
 def _grade_chunk(paths: list[Path], max_bytes: int) -> list[Entry]:
+    """A worker's share, packed: sending every field's result objects back to the parent
+    cost more than grading them."""
     assert _WORKER_KEY is not None
-    return [_grade_file(_WORKER_KEY, p, max_bytes) for p in paths]
+    return [_grade_file(_WORKER_KEY, p, max_bytes).pack() for p in paths]
 
 
 def _grade_in_workers(key: Key, files: list[Path], max_bytes: int,

@@ -141,3 +141,27 @@ def test_keys_from_another_version_are_refused_with_a_message(tmp_path, example_
     (tmp_path / "key.json").write_text(json.dumps(data))
     with pytest.raises(DeepdrillError, match=words):
         load_key(tmp_path / "key.json")
+
+
+def test_forked_workers_report_exactly_what_one_process_does(tmp_path, key, examples):
+    """Workers send back packed results; the report must not change for it."""
+    import shutil
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    subs = sorted((examples / "submissions").glob("*.json"))
+    for i in range(120):  # more than PARALLEL_FROM files, so the workers are used
+        shutil.copy(subs[i % len(subs)], folder / f"{i:03d}-{subs[i % len(subs)].name}")
+    files = collect_files([folder])[0]
+    one = grade_files(key, files, workers=1).to_json()
+    two = grade_files(key, files, workers=2).to_json()
+    for report in (one, two):
+        report.pop("graded_at")
+    assert json.loads(orjson_dumps(two)) == json.loads(orjson_dumps(one))
+    assert two["students"] == one["students"]
+
+
+def orjson_dumps(data):
+    import orjson
+
+    return orjson.dumps(data)
