@@ -22,7 +22,7 @@ from deepdrill.model.fields import Field, Kind, flatten, shape_of
 from deepdrill.model.tolerance import Mode, default_floor, entries_match
 from deepdrill.model.variant import Mistake, Variant
 
-from .steps import Graph, NotApplicable, Slip, Values, rerun, run
+from .steps import Graph, NotApplicable, Slip, Values, ancestors, rerun, run
 
 
 class Exercise:
@@ -184,7 +184,8 @@ def make_variant(type_id: str, seed: int, pinned: Mapping[str, Any] | None = Non
         values = ex.values(params)
         fields = ex.fields(params, values)
         answers = ex.answers(fields, values)
-        fields = _with_tolerances(fields, tolerances or {}, answers)
+        fields = _with_dependencies(_with_tolerances(fields, tolerances or {}, answers),
+                                    ex.graph(params))
         mistakes = _distinct_mistakes(ex, params, fields, answers)
     except DeepdrillError as err:
         err.exercise, err.seed = type_id, seed
@@ -213,6 +214,18 @@ def _with_tolerances(fields: list[Field], overrides: Mapping[str, Mapping[str, A
         if f.kind is Kind.REAL and tol.mode is Mode.RELABS and "atol" not in o and not tol.atol:
             tol = replace(tol, atol=float(f"{default_floor(flatten(answers[f.name]), tol.rtol):.2g}"))
         out.append(replace(f, tolerance=tol) if tol != f.tolerance else f)
+    return out
+
+
+def _with_dependencies(fields: list[Field], graph: Graph) -> list[Field]:
+    """Each field with the fields it is computed from (the catalogue's chains), so the
+    grader knows without the graph when a student's own earlier values matter."""
+    owner = {step: f.name for f in fields for step in f.steps}
+    out = []
+    for f in fields:  # a field whose items follow from its own earlier items names itself
+        above = set().union(*(ancestors(graph, s) for s in f.steps))
+        names = {owner[s] for s in above if s in owner}
+        out.append(replace(f, depends_on=tuple(g.name for g in fields if g.name in names)))
     return out
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from deepdrill.generator.exercise import get  # the grader may call a type's pure steps
-from deepdrill.generator.steps import frontier
+from deepdrill.generator.steps import Graph, frontier
 from deepdrill.model.fields import Field, Kind, flatten, shape_of, size
 from deepdrill.model.tolerance import entries_match
 from deepdrill.model.variant import Mistake, Variant
@@ -37,11 +37,20 @@ class Steps:
     def __init__(self, variant: Variant, readings: dict[str, Reading]):
         self.variant, self.readings = variant, readings
         self.exercise = get(variant.type)
-        self.graph = self.exercise.graph(variant.params)
+        self._graph: Graph | None = None
         self.where = {step: (r, span, shape) for r in readings.values()
                       for step, span, shape in parts(r.field)}
         self.given = self._given_steps()
-        self.wrong = [r for r in readings.values() if _has_wrong_entries(r)]
+        # a wrong field whose earlier fields (its own earlier items included) were given
+        # other than the key's: what it should be from them is worth recomputing
+        self.wrong = [r for r in readings.values() if _has_wrong_entries(r) and any(
+            readings[g].values is not None and not readings[g].exact for g in r.field.depends_on)]
+
+    @property
+    def graph(self) -> Graph:
+        if self._graph is None:
+            self._graph = self.exercise.graph(self.variant.params)
+        return self._graph
 
     def follow(self) -> None:
         if self.given and self.wrong:

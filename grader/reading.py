@@ -41,6 +41,7 @@ class Reading:
     shape_problem: str | None = None
     mistake: Mistake | None = None
     key_value: Any = None
+    exact: bool = False  # every entry exactly the key's: nothing to recompute from it
 
     @property
     def readable(self) -> np.ndarray:
@@ -67,7 +68,7 @@ def read_field(f: Field, expected: Any, given: Any, share: float) -> Reading:
         # Exactly the key, in plain JSON numbers (type() also keeps out True == 1): the
         # common case for counts, shapes and integer maps needs no parsing or tolerance.
         r.echo, r.values = given, np.asarray(leaves, dtype=float)
-        r.ok = np.ones(len(leaves), dtype=bool)
+        r.ok, r.exact = np.ones(len(leaves), dtype=bool), True
         return r
     r.echo = echo_value(given, leaves)
     want_shape = shape_of(expected)
@@ -79,6 +80,7 @@ def read_field(f: Field, expected: Any, given: Any, share: float) -> Reading:
     r.ok = np.zeros(len(want), dtype=bool)
     readable = r.readable
     r.ok[readable] = entries_match(f.tolerance, r.values[readable], want[readable])
+    r.exact = bool(r.ok.all()) and bool(np.array_equal(r.values, want))
     for other in f.alternatives:  # another accepted answer: the whole value must be it
         alt = np.asarray(flatten(other), dtype=float)
         if not r.ok.all() and readable.all() and \

@@ -49,6 +49,7 @@ class Field:
     entry_weights: tuple[float, ...] | None = None
     parts: tuple[str, ...] = ()
     alternatives: tuple[Any, ...] = ()  # other accepted answers (a blank with several values)
+    depends_on: tuple[str, ...] = ()  # the fields whose steps this one's are computed from
 
     @property
     def steps(self) -> tuple[str, ...]:
@@ -64,6 +65,8 @@ class Field:
             out["parts"] = list(self.parts)
         if self.alternatives:
             out["alternatives"] = list(self.alternatives)
+        if self.depends_on:
+            out["depends_on"] = list(self.depends_on)
         return out
 
     @classmethod
@@ -72,7 +75,7 @@ class Field:
         return cls(data["name"], data["label"], _KINDS[data["kind"]], data["shape"],
                    Tolerance.from_json(data["tolerance"]), data.get("weight", 1.0),
                    None if ew is None else tuple(ew), tuple(data.get("parts", ())),
-                   tuple(data.get("alternatives", ())))
+                   tuple(data.get("alternatives", ())), tuple(data.get("depends_on", ())))
 
 
 _KINDS = {k.value: k for k in Kind}
