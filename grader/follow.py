@@ -43,7 +43,7 @@ class Steps:
         self.given = self._given_steps()
         # a wrong field whose earlier fields (its own earlier items included) were given
         # other than the key's: what it should be from them is worth recomputing
-        self.wrong = [r for r in readings.values() if _has_wrong_entries(r) and any(
+        self.to_recompute = [r for r in readings.values() if _has_wrong_entries(r) and any(
             readings[g].values is not None and not readings[g].exact for g in r.field.depends_on)]
 
     @property
@@ -53,7 +53,7 @@ class Steps:
         return self._graph
 
     def follow(self) -> None:
-        if self.given and self.wrong:
+        if self.given and self.to_recompute:
             self._own_values()
         self._diagnose()
 
@@ -86,7 +86,7 @@ class Steps:
         recomputed = self._rerun()
         if recomputed is None:
             return
-        for r in self.wrong:
+        for r in self.to_recompute:
             r.rounded, r.carried = np.zeros_like(r.ok), np.zeros_like(r.ok)
             for step, (start, stop), _ in parts(r.field):
                 self._credit_step(r, step, slice(start, stop), recomputed)

@@ -266,3 +266,14 @@ def test_text_and_wrong_shapes_never_raise(type_id):
     for bad in ("text", [], [[1, 2], [3]], {"a": 1}, None, True, 1e308):
         r = grade_question(v, {f.name: bad for f in v.fields}, POINTS)
         assert 0 <= r.score <= POINTS
+
+
+@pytest.mark.parametrize("type_id", TYPES)
+def test_fields_record_the_catalogue_chains(type_id):
+    """depends_on names exactly the fields whose steps a field's steps are computed from."""
+    ex = get(type_id)
+    for v in variants(type_id, 3):
+        graph = ex.graph(v.params)
+        for f in v.fields:
+            above = set().union(*(ancestors(graph, s) for s in f.steps))
+            assert set(f.depends_on) == {g.name for g in v.fields if set(g.steps) & above}

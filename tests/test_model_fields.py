@@ -42,5 +42,7 @@ def test_fields_declare_shape_tolerance_weights_and_steps_and_round_trip():
     assert shapes.steps == ("shape_1", "shape_2")
     loss = real("loss", "the loss", [])
     assert loss.steps == ("loss",) and loss.entry_weights is None
-    for f in (shapes, loss):
+    chained = Field("grad", "g", Kind.REAL, [2], loss.tolerance, depends_on=("probabilities",),
+                    alternatives=([1, 2],))
+    for f in (shapes, loss, chained):
         assert Field.from_json(f.to_json()) == f
