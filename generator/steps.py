@@ -123,6 +123,28 @@ def frontier(graph: Iterable[Step], name: str, given: Mapping[str, Any]) -> list
     return found
 
 
+def behind(graph: Iterable[Step], name: str,
+           given: Mapping[str, Any]) -> tuple[set[str], set[str]]:
+    """The steps (``name`` itself included) and the parameters that ``name``'s recomputed
+    value reads, walking back and stopping at given steps: a slip that swaps none of these
+    steps and changes none of these parameters cannot change it."""
+    by_name = {s.name: s for s in graph}
+    steps: set[str] = set()
+    read: set[str] = set()
+    stack = [name]
+    while stack:
+        n = stack.pop()
+        if n in steps:
+            continue
+        steps.add(n)
+        for i in by_name[n].inputs if n in by_name else ():
+            if i not in by_name:
+                read.add(i)
+            elif i not in given:
+                stack.append(i)
+    return steps, read
+
+
 def ancestors(graph: Iterable[Step], name: str) -> set[str]:
     """Every step ``name`` depends on (parameters excluded)."""
     by_name = {s.name: s for s in graph}

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from deepdrill.generator.exercise import get  # the grader may call a type's pure steps
-from deepdrill.generator.steps import Graph, frontier
+from deepdrill.generator.steps import Graph, Slip, behind, frontier
 from deepdrill.model.fields import Field, Kind, flatten, shape_of, size
 from deepdrill.model.tolerance import entries_match
 from deepdrill.model.variant import Mistake, Variant
@@ -53,9 +53,12 @@ class Steps:
         return self._graph
 
     def follow(self) -> None:
-        if self.given and self.to_recompute:
-            self._own_values()
-        self._diagnose()
+        # a student's numbers may make a step meaningless (a log of 0): no warning, no error
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if self.given and self.to_recompute:
+                self._own_values()
+            self._diagnose()
 
     def _given_steps(self) -> dict[str, Any]:
         """The student's values that can feed a step: readable, complete, the key's shape."""
@@ -75,10 +78,8 @@ class Steps:
         """Every step recomputed from the student's given values (None if they cannot feed
         the steps: a student's number may make a step meaningless, never an error)."""
         try:
-            with np.errstate(all="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                return self.exercise.values(self.variant.params, slips, given=self.given,
-                                            graph=self.graph)
+            return self.exercise.values(self.variant.params, slips, given=self.given,
+                                        graph=self.graph)
         except Exception:  # noqa: BLE001  (student values that cannot feed a step: no credit)
             return None
 
@@ -149,14 +150,34 @@ class Steps:
             return
         changes = self._changes()
         slips = [s for s in self.exercise.slips(self.variant.params) if s.name in changes]
+        reach = {r.field.name: self._behind(r.field) for r in open_}
+        touched = {s.name: self._touched(s) for s in slips}
         for groups, test in (([(s,) for s in slips], _could_explain),
                              (itertools.combinations(slips, 2), _each_could_explain)):
-            plausible = [g for g in groups if any(test(r, [changes[s.name] for s in g])
-                                                  for r in open_)]
+            plausible = [g for g in groups if any(
+                test(r, [changes[s.name] for s in g]) and
+                all(touched[s.name] & reach[r.field.name] for s in g) for r in open_)]
             self._assign(open_, self._made(plausible, [r.field for r in open_]))
             open_ = [r for r in open_ if r.mistake is None]
             if not open_:
                 return
+
+    def _behind(self, f: Field) -> set[str]:
+        """The steps and parameters a field's recomputation from the student's values reads."""
+        out: set[str] = set()
+        for step in f.steps:
+            steps, read = behind(self.graph, step, self.given)
+            out |= steps | read
+        return out
+
+    def _touched(self, slip: Slip) -> set[str]:
+        """The steps a slip swaps and the parameters it changes."""
+        params = self.variant.params
+        try:
+            changed = slip.params(params)
+        except Exception:  # noqa: BLE001  (judged when re-run)
+            return set(params)
+        return set(slip.swaps) | {k for k, v in changed.items() if params.get(k) != v}
 
     def _changes(self) -> dict[str, dict[str, Any]]:
         """Per stored mistake, per field it changes: the entries it changes (a boolean mask),
@@ -211,6 +232,7 @@ class Steps:
 
 
 SHAPE = "shape"  # a mistake that changes a field's shape
+PAIR_MEETS_KEY = 0.25  # at most this share of what a pair's slips change may equal the key
 
 
 def _could_explain(r: Reading, changes: list[dict[str, Any]]) -> bool:
@@ -226,14 +248,20 @@ def _could_explain(r: Reading, changes: list[dict[str, Any]]) -> bool:
 
 
 def _each_could_explain(r: Reading, changes: list[dict[str, Any]]) -> bool:
-    """For a pair: each slip changes some entry the student got wrong (two slips can
-    interact, so the entries a pair changes are not always those either one changes)."""
+    """For a pair: each slip changes some entry the student got wrong, and few of the
+    entries either changes were answered right. (Two slips can interact: where their
+    changes cancel, a pair meets the key again, so this is no exact rule; a student with
+    one slip of the pen in a field the pair changes all over is not worth a re-run.)"""
     if r.shape_problem:
         return any(c.get(r.field.name) is SHAPE for c in changes)
     wrong = r.readable & ~r.credited
     masks = [c.get(r.field.name) for c in changes]
-    return bool(wrong.any()) and all(m is not None and (m is SHAPE or (m & wrong).any())
-                                     for m in masks)
+    if not wrong.any() or not all(m is not None and (m is SHAPE or (m & wrong).any())
+                                  for m in masks):
+        return False
+    arrays = [m for m in masks if m is not SHAPE]
+    changed = np.logical_or.reduce(arrays) if arrays else wrong
+    return (r.ok & changed).sum() <= PAIR_MEETS_KEY * changed.sum()
 
 
 def _has_wrong_entries(r: Reading) -> bool:
