@@ -1,7 +1,8 @@
 """Write the example submissions in examples/submissions/ from the example assignment.
 
-The files imitate a class: one student right, one right in strings and fractions,
-one making the typical mistake of each question, one half done with garbage in
+The files imitate a class: one student right, one who works by hand (every
+intermediate rounded to three figures, answers typed as text, fractions where short),
+one making the typical mistake of each question (later answers computed from it), one half done with garbage in
 places, one whose file is broken JSON, one who submits nothing, and one file from
 a student who is not on the roster. Run it again after changing the example
 assignment or roster:
@@ -17,6 +18,9 @@ from typing import Any
 
 from deepdrill.generator.assignment import load_assignment, load_roster
 from deepdrill.generator.build import make_variants, readable_json
+from deepdrill.generator.exercise import get
+from deepdrill.generator.steps import by_hand as by_hand_step
+from deepdrill.generator.steps import run
 
 HERE = Path(__file__).resolve().parent
 
@@ -26,7 +30,14 @@ def as_text(value: Any) -> Any:
     if isinstance(value, list):
         return [as_text(v) for v in value]
     frac = Fraction(value).limit_denominator(16)
-    return str(frac) if abs(float(frac) - value) < 1e-9 else f"{value:.4g}"
+    return str(frac) if abs(float(frac) - value) < 1e-9 else f"{value:.3g}"
+
+
+def by_hand(v: Any) -> dict[str, Any]:
+    """A variant's answers as a student working by hand gets them: every step rounded to
+    three figures before the next one uses it."""
+    ex = get(v.type)
+    return ex.answers(v.fields, run(ex.graph(v.params), v.params, rounding=by_hand_step))
 
 
 def garble(value: Any, depth: int = 0) -> Any:
@@ -59,7 +70,8 @@ def main() -> None:
     files = {
         "s001": {"student_id": "s001", "answers": answers("s001", lambda v: v.answers)},
         "s002": {"student_id": "s002",
-                 "answers": answers("s002", lambda v: {k: as_text(a) for k, a in v.answers.items()})},
+                 "answers": answers("s002", lambda v: {k: as_text(a) for k, a in
+                                                       by_hand(v).items()})},
         "s003": {"student_id": "s003", "answers": answers("s003", mistaken)},
         "s004": {"student_id": "s004", "answers": answers("s004", half)},
         "s999": {"student_id": "s999", "answers": answers("s001", lambda v: v.answers)},

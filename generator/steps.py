@@ -26,7 +26,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from deepdrill.errors import ParamError
+from deepdrill.model.tolerance import BIG_COUNT
 
 
 @dataclass(frozen=True)
@@ -156,3 +159,24 @@ def ancestors(graph: Iterable[Step], name: str) -> set[str]:
             out.add(n)
             stack.extend(by_name[n].inputs)
     return out
+
+
+def by_hand(value: Any, figures: int = 3) -> Any:
+    """A step's value as a student working by hand writes it down: every real number to
+    ``figures`` significant figures, counts exact below 10^8 and rounded from there on.
+    Pass it as ``run(..., rounding=by_hand)`` to play such a student (tests, examples).
+
+    >>> by_hand(np.array([0.98547, 123456789])), by_hand((6, 28, 28)), by_hand(2 / 3)
+    (array([9.85e-01, 1.23e+08]), (6, 28, 28), 0.667)
+    """
+    if isinstance(value, (tuple, list)):
+        return type(value)(by_hand(v, figures) for v in value)
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iuf":
+        return value
+    x = arr.astype(float)
+    scale = 10.0 ** (figures - 1 - np.floor(np.log10(np.where(x == 0, 1.0, np.abs(x)))))
+    rounded = np.round(x * scale) / scale
+    if arr.dtype.kind in "iu":
+        rounded = np.where(np.abs(x) >= BIG_COUNT, rounded, x).astype(np.int64)
+    return rounded if isinstance(value, np.ndarray) else rounded.item()

@@ -20,7 +20,7 @@ import pytest
 from deepdrill.errors import InternalError
 from deepdrill.generator.exercise import all_types, get, make_variant
 from deepdrill.generator.render import Question, Sheet, render_document
-from deepdrill.generator.steps import NotApplicable, ancestors, run
+from deepdrill.generator.steps import NotApplicable, ancestors, by_hand, run
 from deepdrill.grader.score import CreditPolicy, grade_question
 from deepdrill.model.fields import Kind, flatten, skeleton
 from deepdrill.model.tolerance import BIG_COUNT, Mode
@@ -131,26 +131,11 @@ def test_right_answers_written_by_students_score_full_marks(type_id):
                                                             r.fields.items() if not f.correct})
 
 
-def round_like_a_student(value: Any) -> Any:
-    """Three significant figures for every real number (and every count of 10^8 or more)."""
-    if isinstance(value, (tuple, list)):
-        return type(value)(round_like_a_student(v) for v in value)
-    arr = np.asarray(value)
-    if arr.dtype.kind not in "iuf":
-        return value
-    x = arr.astype(float)
-    mag = np.floor(np.log10(np.where(x == 0, 1.0, np.abs(x))))
-    rounded = np.round(x * 10.0 ** (2 - mag)) / 10.0 ** (2 - mag)
-    if arr.dtype.kind in "iu":
-        rounded = np.where(np.abs(x) >= BIG_COUNT, rounded, x).astype(np.int64)
-    return rounded if isinstance(value, np.ndarray) else rounded.item()
-
-
 @pytest.mark.parametrize("type_id", TYPES)
 def test_students_who_round_every_step_by_hand_lose_nothing(type_id):
     ex = get(type_id)
     for v in variants(type_id, 100):
-        values = run(ex.graph(v.params), v.params, rounding=round_like_a_student)
+        values = run(ex.graph(v.params), v.params, rounding=by_hand)
         r = grade_question(v, ex.answers(v.fields, values), POINTS)
         assert r.score == pytest.approx(POINTS), (v.seed, v.params, {
             k: f.feedback for k, f in r.fields.items() if not f.correct})

@@ -23,7 +23,7 @@ def by_student(report):
 
 def test_right_answers_earn_full_marks(report):
     rows = by_student(report)
-    for sid in ("s001", "s002"):  # s002 writes numbers as strings and fractions
+    for sid in ("s001", "s002"):  # s002 rounds every step to 3 figures, types text
         assert rows[sid]["total"] == pytest.approx(report.key.max_score), HINT
 
 
@@ -32,6 +32,12 @@ def test_typical_mistakes_are_named(report):
     for label, q in entry.questions.items():
         assert q.score < q.max_score, label
         assert any(f.mistake for f in q.fields.values()), f"{label}: no mistake named; {HINT}"
+
+
+def test_later_answers_built_on_a_mistake_earn_carried_forward_credit(report):
+    rows = by_student(report)
+    assert rows["s003"]["carried_forward"] > 0 and rows["s001"]["carried_forward"] == 0
+    assert rows["s002"]["carried_forward"] == 0, "rounding is not a mistake"
 
 
 def test_half_done_and_broken_and_missing(report):
