@@ -107,10 +107,16 @@ def rerun(graph: Iterable[Step], params: Mapping[str, Any], given: Mapping[str, 
     return computed
 
 
-def frontier(graph: Iterable[Step], name: str, given: Mapping[str, Any]) -> list[str]:
+def index(graph: Iterable[Step]) -> dict[str, Step]:
+    """The steps by name (pass it to the walks below when walking one graph often)."""
+    return {s.name: s for s in graph}
+
+
+def frontier(graph: Iterable[Step] | Mapping[str, Step], name: str,
+             given: Mapping[str, Any]) -> list[str]:
     """The given steps that ``name``'s recomputed value depends on: walking back from
     its inputs, stopping at each given step (whatever lies behind it is not used)."""
-    by_name = {s.name: s for s in graph}
+    by_name = graph if isinstance(graph, Mapping) else index(graph)
     seen: set[str] = set()
     found: list[str] = []
     stack = list(reversed(by_name[name].inputs)) if name in by_name else []
@@ -126,12 +132,12 @@ def frontier(graph: Iterable[Step], name: str, given: Mapping[str, Any]) -> list
     return found
 
 
-def behind(graph: Iterable[Step], name: str,
+def behind(graph: Iterable[Step] | Mapping[str, Step], name: str,
            given: Mapping[str, Any]) -> tuple[set[str], set[str]]:
     """The steps (``name`` itself included) and the parameters that ``name``'s recomputed
     value reads, walking back and stopping at given steps: a slip that swaps none of these
     steps and changes none of these parameters cannot change it."""
-    by_name = {s.name: s for s in graph}
+    by_name = graph if isinstance(graph, Mapping) else index(graph)
     steps: set[str] = set()
     read: set[str] = set()
     stack = [name]

@@ -14,6 +14,7 @@ grader calls pure steps; it never draws a variant again):
 
 from __future__ import annotations
 
+import functools
 import itertools
 import warnings
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from deepdrill.generator.exercise import get  # the grader may call a type's pure steps
-from deepdrill.generator.steps import Graph, Slip, behind, frontier
+from deepdrill.generator.steps import Graph, Slip, behind, frontier, index
 from deepdrill.model.fields import Field, Kind, flatten, shape_of, size
 from deepdrill.model.tolerance import entries_match
 from deepdrill.model.variant import Mistake, Variant
@@ -51,6 +52,11 @@ class Steps:
         if self._graph is None:
             self._graph = self.exercise.graph(self.variant.params)
         return self._graph
+
+    @functools.cached_property
+    def by_name(self) -> dict[str, Any]:
+        """The graph's steps by name, for walking it step by step."""
+        return index(self.graph)
 
     def follow(self) -> None:
         # a student's numbers may make a step meaningless (a log of 0): no warning, no error
@@ -97,7 +103,7 @@ class Steps:
         when those values were right (rounded), carried forward when they were wrong, and
         then only when the whole step is consistent (a constant answer matching here and
         there by chance earns nothing)."""
-        inputs = frontier(self.graph, step, self.given)
+        inputs = frontier(self.by_name, step, self.given)
         theirs = flat(recomputed.get(step), entries.stop - entries.start) if inputs else None
         if theirs is None:
             return
@@ -166,7 +172,7 @@ class Steps:
         """The steps and parameters a field's recomputation from the student's values reads."""
         out: set[str] = set()
         for step in f.steps:
-            steps, read = behind(self.graph, step, self.given)
+            steps, read = behind(self.by_name, step, self.given)
             out |= steps | read
         return out
 
@@ -269,8 +275,8 @@ def _has_wrong_entries(r: Reading) -> bool:
 
 
 def _needs_diagnosis(r: Reading) -> bool:
-    if r.shape_problem:
-        return True
+    if r.shape_problem:  # numbers in another shape may be a mistake's; text is none
+        return isinstance(r.given, list)
     return r.ok is not None and not bool(r.credited.all()) and bool(r.readable.any())
 
 
