@@ -39,6 +39,7 @@ class Steps:
         self.variant, self.readings = variant, readings
         self.exercise = get(variant.type)
         self._graph: Graph | None = None
+        self._touched_by: dict[str, frozenset[str]] = {}
         self.where = {step: (r, span, shape) for r in readings.values()
                       for step, span, shape in parts(r.field)}
         self.given = self._given_steps()
@@ -154,15 +155,27 @@ class Steps:
         open_ = [r for r in open_ if r.mistake is None]
         if not open_ or not any(r.readable.any() or r.shape_problem for r in open_):
             return
-        changes = self._changes()
-        slips = [s for s in self.exercise.slips(self.variant.params) if s.name in changes]
-        reach = {r.field.name: self._behind(r.field) for r in open_}
-        touched = {s.name: self._touched(s) for s in slips}
-        for groups, test in (([(s,) for s in slips], _could_explain),
-                             (itertools.combinations(slips, 2), _each_could_explain)):
-            plausible = [g for g in groups if any(
-                test(r, [changes[s.name] for s in g]) and
-                all(touched[s.name] & reach[r.field.name] for s in g) for r in open_)]
+        stored = {m.name: m for m in self.variant.mistakes}
+        slips = [s for s in self.exercise.slips(self.variant.params) if s.name in stored]
+        # per field still open, the slips that can reach it at all (cheap set operations)
+        relevant = {}
+        for r in open_:
+            reach = self._behind(r.field)
+            relevant[r.field.name] = [s for s in slips if self._touched(s) & reach]
+        changes: dict[str, dict[str, Any]] = {}
+
+        def masks(group: tuple[Slip, ...]) -> list[dict[str, Any]]:
+            for s in group:
+                if s.name not in changes:
+                    changes[s.name] = self._changes(stored[s.name])
+            return [changes[s.name] for s in group]
+
+        for size_, test in ((1, _could_explain), (2, _each_could_explain)):
+            plausible: list[tuple[Slip, ...]] = []
+            for r in open_:
+                for g in itertools.combinations(relevant[r.field.name], size_):
+                    if g not in plausible and test(r, masks(g)):
+                        plausible.append(g)
             self._assign(open_, self._made(plausible, [r.field for r in open_]))
             open_ = [r for r in open_ if r.mistake is None]
             if not open_:
@@ -176,35 +189,37 @@ class Steps:
             out |= steps | read
         return out
 
-    def _touched(self, slip: Slip) -> set[str]:
+    def _touched(self, slip: Slip) -> frozenset[str]:
         """The steps a slip swaps and the parameters it changes."""
+        if slip.name not in self._touched_by:
+            self._touched_by[slip.name] = self._work_out_touched(slip)
+        return self._touched_by[slip.name]
+
+    def _work_out_touched(self, slip: Slip) -> frozenset[str]:
         params = self.variant.params
         try:
             changed = slip.params(params)
         except Exception:  # noqa: BLE001  (judged when re-run)
-            return set(params)
-        return set(slip.swaps) | {k for k, v in changed.items() if params.get(k) != v}
+            return frozenset(params)
+        return frozenset(slip.swaps) | {k for k, v in changed.items() if params.get(k) != v}
 
-    def _changes(self) -> dict[str, dict[str, Any]]:
-        """Per stored mistake, per field it changes: the entries it changes (a boolean mask),
-        or SHAPE when it changes the field's shape. A slip (or pair) that does not change an
+    def _changes(self, m: Mistake) -> dict[str, Any]:
+        """Per field a stored mistake changes: the entries it changes (a boolean mask), or
+        SHAPE when it changes the field's shape. A slip (or pair) that does not change an
         entry a student got wrong, or changes one they got right, cannot be what they did:
         such groups are not re-run (this keeps grading fast for answers no mistake explains)."""
-        out: dict[str, dict[str, Any]] = {}
-        for m in self.variant.mistakes:
-            masks = {}
-            for name, value in m.answers.items():
-                r = self.readings.get(name)
-                if r is None:
-                    continue
-                theirs = flat(value, size(r.field.shape))
-                if theirs is None:
-                    masks[name] = SHAPE
-                else:
-                    want = np.asarray(flatten(r.key_value), dtype=float)
-                    masks[name] = ~entries_match(r.field.tolerance, theirs, want)
-            out[m.name] = masks
-        return out
+        masks: dict[str, Any] = {}
+        for name, value in m.answers.items():
+            r = self.readings.get(name)
+            if r is None:
+                continue
+            theirs = flat(value, size(r.field.shape))
+            if theirs is None:
+                masks[name] = SHAPE
+            else:
+                want = np.asarray(flatten(r.key_value), dtype=float)
+                masks[name] = ~entries_match(r.field.tolerance, theirs, want)
+        return masks
 
     def _made(self, groups: Any, fields: list[Field]) -> list[tuple[Mistake, dict]]:
         """What the student's fields would be had they made each group of slips (on their
