@@ -25,18 +25,16 @@ import math
 from typing import Any
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from deepdrill.errors import ParamError
 from deepdrill.generator import latex
-from deepdrill.generator.exercise import (Exercise, int_option, jsonable, numbers, register,
-                                          require)
-from deepdrill.generator.layers import output_size
+from deepdrill.generator.conv import (activate, array, as_map, bias_vector, check_fit,
+                                      check_layer, convolve, orient, pad)
+from deepdrill.generator.exercise import Exercise, int_option, jsonable, register, require
 from deepdrill.generator.randomness import choice, draw_batch_until, ints
 from deepdrill.generator.steps import Slip, Step
 from deepdrill.model.fields import real
 
-ACTIVATIONS = ("none", "relu")
 DEFAULTS = {"bias": None, "stride": 1, "padding": 0, "activation": "none", "flip_kernel": False}
 KERNEL_SIZES = (2, 3)  # of a random kernel
 OUT_SIZES = {1: (3, 4), 2: (2, 3)}  # a random output side: one input channel / more
@@ -54,50 +52,7 @@ BATCH, MAX_BATCHES = 128, 30  # candidates tested at once, and batches before re
 MIN_RELU_ENTRIES = math.ceil(1 + CLIPPED_WEIGHT * (1 / MAX_CONSTANT_SHARE - 1))
 
 
-# -- the steps (pure, and vectorised over leading batch axes for the sampler) -----------
-
-def as_map(image: Any) -> np.ndarray:
-    """The input as (C, H, W)."""
-    x = np.asarray(image, dtype=float)
-    return x[None] if x.ndim == 2 else x
-
-
-def orient(kernel: Any, flip_kernel: bool) -> np.ndarray:
-    """The kernel as slid over the input, (C_out, C_in, kH, kW): rotated when asked."""
-    k = np.asarray(kernel, dtype=float)
-    k = k[None, None] if k.ndim == 2 else k
-    return k[..., ::-1, ::-1] if flip_kernel else k
-
-
-def bias_vector(bias: Any, filters: np.ndarray) -> np.ndarray:
-    """One bias per filter (zeros without a bias)."""
-    if bias is None:
-        return np.zeros(filters.shape[:-3])
-    return np.broadcast_to(np.asarray(bias, dtype=float), filters.shape[:-3])
-
-
-def pad(x: Any, padding: int) -> np.ndarray:
-    """(..., C, H, W) with ``padding`` rings of zeros."""
-    x = np.asarray(x, dtype=float)
-    if not padding:
-        return x
-    out = np.zeros((*x.shape[:-2], x.shape[-2] + 2 * padding, x.shape[-1] + 2 * padding))
-    out[..., padding:-padding, padding:-padding] = x
-    return out
-
-
-def convolve(padded: np.ndarray, filters: np.ndarray, biases: np.ndarray,
-             stride: int) -> np.ndarray:
-    """z[o, i, j] = sum over c, k, l of filters[o, c, k, l] * window(i, j)[c, k, l] + b[o]."""
-    kh, kw = filters.shape[-2:]
-    windows = sliding_window_view(padded, (kh, kw), axis=(-2, -1))[..., ::stride, ::stride, :, :]
-    return np.einsum("...ockl,...cijkl->...oij", filters, windows) + biases[..., None, None]
-
-
-def activate(preactivation: Any, activation: str) -> np.ndarray:
-    z = np.asarray(preactivation, dtype=float)
-    return np.maximum(z, 0.0) if activation == "relu" else z
-
+# -- the steps (the kernels are shared: deepdrill.generator.conv) ------------------
 
 def activate_single(preactivation: Any, activation: str) -> np.ndarray:
     """The one output map of a single-channel problem, 2-D as the problem is."""
@@ -140,9 +95,9 @@ class Conv2dForward(Exercise):
 
     def sample(self, rng, pinned, options):
         p = {**DEFAULTS, **pinned}
-        _check_layer(p)
-        x_pin = as_map(_array(pinned["input"], "input")) if "input" in pinned else None
-        k_pin = orient(_array(pinned["kernel"], "kernel"), False) if "kernel" in pinned else None
+        check_layer(p)
+        x_pin = as_map(array(pinned["input"], "input")) if "input" in pinned else None
+        k_pin = orient(array(pinned["kernel"], "kernel"), False) if "kernel" in pinned else None
         draw_bias = p["bias"] is None and bool(options["bias"])
         if x_pin is not None and k_pin is not None and not draw_bias:
             return jsonable(p)  # nothing to draw: the instructor's problem, as given
@@ -165,12 +120,12 @@ class Conv2dForward(Exercise):
     def check(self, params):
         p = {**DEFAULTS, **params}
         require(p, "input", "kernel")
-        x, k = as_map(_array(p["input"], "input")), orient(_array(p["kernel"], "kernel"), False)
+        x, k = as_map(array(p["input"], "input")), orient(array(p["kernel"], "kernel"), False)
         if x.shape[0] != k.shape[1]:
             raise ParamError(f"the input has {x.shape[0]} channel(s) but the kernel expects "
                              f"{k.shape[1]}")
-        p["stride"], p["padding"] = _check_layer(p, k.shape[0])
-        _check_fit(x.shape[1:], k.shape[2:], p)
+        p["stride"], p["padding"] = check_layer(p, k.shape[0])
+        check_fit(x.shape[1:], k.shape[2:], p)
         p["flip_kernel"] = bool(p["flip_kernel"])
         return jsonable(p)
 
@@ -263,8 +218,8 @@ def _shapes(rng: np.random.Generator, p: dict[str, Any], x_pin: np.ndarray | Non
                  for o in (2, *OUT_SIZES[min(c_in, 2)])]
         size = choice(rng, [n for n in sides[1:] if n <= MAX_SIZE] or sides[:1])
     h, w = x_pin.shape[1:] if x_pin is not None else (size, size)
-    _check_layer(p, c_out)
-    _check_room(p, c_out, _check_fit((h, w), (kh, kw), p), (kh, kw))
+    check_layer(p, c_out)
+    _check_room(p, c_out, check_fit((h, w), (kh, kw), p), (kh, kw))
     return (c_in, h, w), (c_out, c_in, kh, kw)
 
 
@@ -325,45 +280,3 @@ def _refusal(p: dict[str, Any], pinned_arrays: bool) -> str:
     return (f"found no draw for these options on which a blank or constant answer earns at "
             f"most {MAX_CONSTANT_SHARE:.0%} of the points{relu}; use a larger size, another "
             f"kernel size or more input channels{pin}")
-
-
-# -- checking -----------------------------------------------------------------------
-
-def _check_layer(p: dict[str, Any], c_out: int | None = None) -> tuple[int, int]:
-    """Stride, padding, activation, flip and bias length: checked before anything is computed."""
-    stride, padding = p["stride"], p["padding"]
-    if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in (stride, padding)):
-        raise ParamError("stride and padding must be whole numbers")
-    if stride < 1 or padding < 0:
-        raise ParamError("stride must be at least 1 and padding at least 0")
-    if not isinstance(p["activation"], str) or p["activation"] not in ACTIVATIONS:
-        raise ParamError(f"activation must be one of {', '.join(ACTIVATIONS)}")
-    if not isinstance(p["flip_kernel"], (bool, np.bool_)):
-        raise ParamError("flip_kernel must be true or false")
-    if p["bias"] is not None:
-        b = _array(p["bias"], "bias")
-        if c_out is not None and b.size != c_out:
-            raise ParamError(f"bias needs one value per output channel ({c_out})")
-    return int(stride), int(padding)
-
-
-def _check_fit(hw: tuple[int, int], khw: tuple[int, int], p: dict[str, Any]) -> tuple[int, int]:
-    """The output side lengths, or ParamError when the kernel does not fit."""
-    out = tuple(output_size(n, k, int(p["stride"]), int(p["padding"])) for n, k in zip(hw, khw))
-    if min(out) < 1:
-        raise ParamError(f"the {khw[0]}x{khw[1]} kernel does not fit the {hw[0]}x{hw[1]} "
-                         f"input with padding {p['padding']}")
-    return out
-
-
-FORMS = {"input": ((2, 3), "2-D (H, W) or 3-D (C, H, W)"),
-         "kernel": ((2, 4), "2-D (kH, kW) or 4-D (C_out, C_in, kH, kW)"),
-         "bias": ((0, 1), "a number or a list of numbers")}
-
-
-def _array(value: Any, name: str) -> np.ndarray:
-    """A parameter as a non-empty array of finite numbers of the right rank, or ParamError."""
-    arr = numbers(value, name)
-    if arr.ndim not in FORMS[name][0] or not arr.size:
-        raise ParamError(f"{name} must be {FORMS[name][1]}")
-    return arr
