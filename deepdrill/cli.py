@@ -317,14 +317,20 @@ def grade(key_path: Path, submissions: tuple[Path, ...], out: Path | None, max_b
 def _print_summary(report: Any) -> None:
     counted = report.counted()
     n = max(len(counted), 1)
-    click.echo(f"\n{'question':<9} {'type':<20} {'points':>6} {'mean':>7} {'full marks':>10}")
+    click.echo(f"\n{'question':<9} {'type':<20} {'points':>6} {'mean':>7} {'full marks':>10} "
+               f"{'carried fwd':>11}")
     for q in report.key.questions:
         scores = [e.score_of(q.label) for e in counted.values()]
+        carried = sum(e.carried_of(q.label) for e in counted.values())
         full = sum(abs(s - q.points) < 1e-9 for s in scores)
         click.echo(f"{q.label:<9} {q.type:<20} {q.points:>6g} {sum(scores) / n:>7.2f} "
-                   f"{full:>4}/{len(scores):<5}")
+                   f"{full:>4}/{len(scores):<5} {carried / n:>11.2f}")
     totals = [e.score for e in counted.values()]
-    click.echo(f"{'total':<9} {'':<20} {report.key.max_score:>6g} {sum(totals) / n:>7.2f}")
+    carried = sum(e.carried for e in counted.values())
+    click.echo(f"{'total':<9} {'':<20} {report.key.max_score:>6g} {sum(totals) / n:>7.2f} "
+               f"{'':>10} {carried / n:>11.2f}")
+    click.echo("(mean points per counted student; 'carried fwd' is the part of the mean earned "
+               "by answers right from the student's own wrong earlier ones)")
     click.echo("\nfiles: " + ", ".join(f"{v} {k}" for k, v in sorted(report.status_counts().items()))
                + f"; students without a counted submission: "
                  f"{len(report.key.students) - len(counted)}")

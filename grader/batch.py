@@ -251,6 +251,10 @@ class Entry:
         q = self.questions.get(label)
         return q.score if q else self.totals.get(label, (0.0, 0.0))[0]
 
+    def carried_of(self, label: str) -> float:
+        q = self.questions.get(label)
+        return q.carried if q else self.totals.get(label, (0.0, 0.0))[1]
+
     @property
     def carried(self) -> float:
         if self.questions:
