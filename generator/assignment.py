@@ -11,6 +11,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -89,6 +90,7 @@ def parse_assignment(data: dict[str, Any], sha256: str = "", source: str = "assi
     if problems:
         lines = [f"  {_where(e.absolute_path)}: {e.message}" for e in problems[:10]]
         raise DeepdrillError(f"{source}: invalid assignment:\n" + "\n".join(lines))
+    _refuse_non_finite(data, source)
     default_aon = data.get("all_or_nothing", False)
     default_cf = data.get("carry_forward", "full")
     questions = [
@@ -109,6 +111,23 @@ def parse_assignment(data: dict[str, Any], sha256: str = "", source: str = "assi
         except DeepdrillError as err:
             raise DeepdrillError(f"{source}: {q.label} ({q.type}): {err.message}") from None
     return assignment
+
+
+def _refuse_non_finite(data: dict[str, Any], source: str) -> None:
+    """TOML allows inf and nan, which every schema bound lets through (nan compares false):
+    points, tolerances and shares must be finite numbers."""
+    def walk(value: Any, path: list[Any]) -> None:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise DeepdrillError(f"{source}: {_where(path)} is {value}; give a finite number")
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, [*path, k])
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(v, [*path, i])
+    walk({k: v for k, v in data.items() if k != "questions"}, [])
+    for i, q in enumerate(data["questions"]):
+        walk({k: q.get(k) for k in ("points", "tolerances", "carry_forward")}, ["questions", i])
 
 
 def carry_share(value: Any) -> float:

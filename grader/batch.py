@@ -430,6 +430,13 @@ def _mark_superseded(entries: list[Entry]) -> None:
         keep.messages.append(f"{len(group) - 1} older submission(s) for this student were not counted")
 
 
+def spreadsheet_safe(text: str) -> str:
+    """Text a spreadsheet shows as text: a leading = + - @ (or tab, carriage return) would
+    make Excel or Sheets run it as a formula (=HYPERLINK(...) as a student id), so it gets
+    a leading apostrophe, which they hide."""
+    return "'" + text if text and text[0] in "=+-@\t\r" else text
+
+
 @_no_gc_pauses()  # many small dicts, all kept until written, none in a cycle
 def write_reports(report: Report, out: Path) -> tuple[Path, Path]:
     """grades.csv and report.json in ``out``."""
@@ -441,8 +448,9 @@ def write_reports(report: Report, out: Path) -> tuple[Path, Path]:
         w.writerow(["id", "name", *labels, "total", "carried_forward", "max_score", "status",
                     "file"])
         for r in report.student_rows():
-            w.writerow([r["id"], r["name"], *(r["questions"][k] for k in labels), r["total"],
-                        r["carried_forward"], report.key.max_score, r["status"], r["file"]])
+            w.writerow([spreadsheet_safe(r["id"]), spreadsheet_safe(r["name"]),
+                        *(r["questions"][k] for k in labels), r["total"], r["carried_forward"],
+                        report.key.max_score, r["status"], spreadsheet_safe(r["file"])])
     json_path = out / "report.json"
     json_path.write_bytes(orjson.dumps(report.to_json()) + b"\n")
     return csv_path, json_path

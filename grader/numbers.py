@@ -87,9 +87,14 @@ def _finite(x: float | int | Fraction) -> float:
     return f
 
 
+MAX_INTEGER = 2 ** 53  # larger whole numbers are no count a sheet asks for (and no float is exact)
+
+
 def parse_integer(value: Any) -> int:
     """A whole number (shapes, counts): 156, 156.0 and "156" pass; 156.5 does not."""
     if isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > MAX_INTEGER:
+            raise NotANumber("the number is too large")
         return value
     x = parse_number(value)
     if not x.is_integer():

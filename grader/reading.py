@@ -155,6 +155,9 @@ def echo_value(value: Any, leaves: list[Any] | None = None) -> Any:
 def _echo_leaf(value: Any) -> Any:
     if isinstance(value, NonFinite):
         return value.text
+    if type(value) is int and not -2 ** 63 <= value < 2 ** 63:  # beyond what JSON tools keep
+        digits = str(abs(value))
+        return f"<a whole number of {len(digits)} digits, {'-' if value < 0 else ''}{digits[:12]}...>"
     if isinstance(value, dict):
         return "<an object, not shown>"
     if isinstance(value, str) and len(value) > 80:

@@ -1,6 +1,7 @@
 """Building a class: deterministic variants, distinct students, nothing leaks from the key."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -147,3 +148,15 @@ def test_pinned_params_and_tolerances_reach_the_variant():
     v = make_variants(a, [Student("s1", "A")])[0].variants["q1"]
     assert v.params["stride"] == 2
     assert v.field("output").tolerance.sigfigs == 2
+
+
+@pytest.mark.parametrize("question, words", [
+    ({"points": float("inf")}, "questions[1].points is inf"),
+    ({"tolerances": {"output": {"rtol": float("nan")}}}, "tolerances.output.rtol is nan"),
+    ({"tolerances": {"output": {"atol": float("inf")}}}, "atol is inf"),
+    ({"carry_forward": float("nan")}, "carry_forward is nan"),
+])
+def test_non_finite_points_and_tolerances_are_refused(question, words):
+    data = {**SIMPLE, "questions": [{**SIMPLE["questions"][0], **question}]}
+    with pytest.raises(DeepdrillError, match=re.escape(words)):
+        parse_assignment(data)

@@ -165,3 +165,34 @@ def orjson_dumps(data):
     import orjson
 
     return orjson.dumps(data)
+
+
+def test_huge_integers_cost_one_field_and_the_reports_are_still_written(tmp_path, key):
+    answers = right_answers(key, "s001")
+    answers["q1"] = {**answers["q1"], "total_params": 2 ** 70}  # a count field
+    answers["q5"] = {**answers["q5"], "mean": int("9" * 400)}  # a real field
+    d = tmp_path / "subs"
+    d.mkdir()
+    (d / "s001.json").write_text(json.dumps({"student_id": "s001", "answers": answers}))
+    report = grade_files(key, collect_files([d])[0], workers=1)
+    e = report.entries[0]
+    assert e.status == "graded"
+    assert "too large" in e.questions["q1"].fields["total_params"].feedback
+    assert "too large" in e.questions["q5"].fields["mean"].feedback
+    assert e.questions["q2"].score == e.questions["q2"].max_score
+    csv_path, json_path = write_reports(report, tmp_path / "out")
+    given = json.loads(json_path.read_text())["submissions"][0]["questions"]["q1"]["fields"]
+    assert given["total_params"]["given"].startswith("<a whole number of 22 digits")
+
+
+def test_no_spreadsheet_formula_reaches_grades_csv(tmp_path, key):
+    d = tmp_path / "subs"
+    d.mkdir()
+    (d / "x.json").write_text(json.dumps({"student_id": "=HYPERLINK(\"http://x\")",
+                                          "answers": {}}))
+    report = grade_files(key, collect_files([d])[0], workers=1)
+    csv_path, _ = write_reports(report, tmp_path / "out")
+    with csv_path.open(encoding="utf-8") as fh:
+        cells = [row[0] for row in csv.reader(fh)]
+    assert "'=HYPERLINK(\"http://x\")" in cells
+    assert not any(c.startswith(("=", "+", "-", "@")) for c in cells)
