@@ -270,7 +270,7 @@ class Entry:
 
 
 def grade_submission(key: Key, sub: Submission) -> Entry:
-    entry = Entry(str(sub.path), "graded", sub.student_id, "", list(sub.notes), mtime=sub.mtime)
+    entry = Entry(shown(sub.path), "graded", sub.student_id, "", list(sub.notes), mtime=sub.mtime)
     if sub.error:
         entry.status, entry.messages = "unreadable", [sub.error, *entry.messages]
     student = key.students.get(sub.student_id) if sub.student_id else None
@@ -372,7 +372,7 @@ def grade_files(key: Key, files: list[Path], max_bytes: int = MAX_BYTES,
                 entries.append(_grade_file(key, path, max_bytes))
                 tick(1)
     _mark_superseded(entries)
-    entries += [Entry(str(path), "skipped", None, "", [reason]) for path, reason in skipped]
+    entries += [Entry(shown(path), "skipped", None, "", [reason]) for path, reason in skipped]
     return Report(key, entries)
 
 
@@ -380,7 +380,7 @@ def _grade_file(key: Key, path: Path, max_bytes: int) -> Entry:
     try:
         return grade_submission(key, read_submission(path, max_bytes))
     except Exception as err:  # a grader bug must not cost the rest of the class
-        return Entry(str(path), "error", None, "",
+        return Entry(shown(path), "error", None, "",
                      [f"internal error while grading ({type(err).__name__}: {err}); "
                       f"please report it with this file"])
 
@@ -428,6 +428,15 @@ def _mark_superseded(entries: list[Entry]) -> None:
                 e.messages.append(f"another submission for {e.student_id} is newer and was "
                                   f"counted: {keep.file}")
         keep.messages.append(f"{len(group) - 1} older submission(s) for this student were not counted")
+
+
+def shown(path: Path) -> str:
+    """A file's name as reports and the terminal show it: bytes that are not UTF-8 (a Latin-1
+    name from a Windows zip) as \\xe9, and control characters (terminal escapes) as \\x1b,
+    so no name can break a report or repaint the TA's screen."""
+    text = str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
+                   for ch in text)
 
 
 def spreadsheet_safe(text: str) -> str:

@@ -196,3 +196,21 @@ def test_no_spreadsheet_formula_reaches_grades_csv(tmp_path, key):
         cells = [row[0] for row in csv.reader(fh)]
     assert "'=HYPERLINK(\"http://x\")" in cells
     assert not any(c.startswith(("=", "+", "-", "@")) for c in cells)
+
+
+def test_file_names_that_are_not_utf8_or_hold_escapes_are_shown_harmlessly(tmp_path, key):
+    import os
+
+    d = tmp_path / "subs"
+    d.mkdir()
+    latin1 = os.path.join(os.fsencode(d), b"\xe9t\xe9.json")  # from a Windows zip
+    with open(latin1, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps({"student_id": "s002", "answers": right_answers(key, "s002")}))
+    (d / "\x1b[31mred.json").write_text(json.dumps({"student_id": "s003", "answers": {}}))
+    report = grade_files(key, collect_files([d])[0], workers=1)
+    csv_path, json_path = write_reports(report, tmp_path / "out")
+    files = sorted(e.file for e in report.entries)
+    assert files[0].endswith("\\x1b[31mred.json") and files[1].endswith("\\xe9t\\xe9.json")
+    rows = {r["id"]: r for r in report.student_rows()}
+    assert rows["s002"]["total"] == key.max_score and rows["s003"]["status"] == "graded"
+    assert "\x1b" not in csv_path.read_text(encoding="utf-8") + json_path.read_text()
