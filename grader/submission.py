@@ -7,6 +7,7 @@ Nothing here raises on a student's file: every problem becomes a message on the
 from __future__ import annotations
 
 import json
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,14 +30,22 @@ class Submission:
 
 def read_submission(path: Path, max_bytes: int = MAX_BYTES) -> Submission:
     sub = Submission(path)
+    too_large = (f"file is over the {max_bytes:,}-byte limit (raise it with --max-bytes if "
+                 f"this is genuine)")
     try:
-        stat = path.stat()
-        sub.mtime = stat.st_mtime
-        if stat.st_size > max_bytes:
-            sub.error = (f"file is {stat.st_size:,} bytes, over the {max_bytes:,}-byte limit "
-                         f"(raise it with --max-bytes if this is genuine)")
+        info = path.stat()
+        sub.mtime = info.st_mtime
+        if not stat.S_ISREG(info.st_mode):  # a FIFO or /dev/zero would be read forever
+            sub.error = "not a regular file (a pipe, a device or a folder); not read"
             return sub
-        raw = path.read_bytes()
+        if info.st_size > max_bytes:
+            sub.error = too_large.replace("file is over", f"file is {info.st_size:,} bytes, over")
+            return sub
+        with path.open("rb") as fh:  # the limit holds while reading: the file may grow
+            raw = fh.read(max_bytes + 1)
+        if len(raw) > max_bytes:
+            sub.error = too_large
+            return sub
     except OSError as err:
         sub.error = f"cannot read file: {err.strerror}"
         return sub

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -214,3 +215,13 @@ def test_file_names_that_are_not_utf8_or_hold_escapes_are_shown_harmlessly(tmp_p
     rows = {r["id"]: r for r in report.student_rows()}
     assert rows["s002"]["total"] == key.max_score and rows["s003"]["status"] == "graded"
     assert "\x1b" not in csv_path.read_text(encoding="utf-8") + json_path.read_text()
+
+
+def test_a_pipe_or_device_named_on_the_command_line_is_refused_not_read(tmp_path, key):
+    import os
+
+    fifo = tmp_path / "s001.json"
+    os.mkfifo(fifo)
+    report = grade_files(key, [fifo, Path("/dev/zero")], workers=1)
+    assert [e.status for e in report.entries] == ["unreadable", "unreadable"]
+    assert all("not a regular file" in e.messages[0] for e in report.entries)
