@@ -181,9 +181,11 @@ def make_variant(type_id: str, seed: int, pinned: Mapping[str, Any] | None = Non
         opts = ex.resolve_options(options)
         drawn = ex.check(ex.sample(np.random.default_rng(seed), pinned, opts))
         params = {k: drawn[k] for k in ex.params if k in drawn}  # the catalogue's order
-        values = ex.values(params)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is refused just below
+            values = ex.values(params)
         fields = ex.fields(params, values)
         answers = ex.answers(fields, values)
+        _refuse_non_finite(answers)
         fields = _with_dependencies(_with_tolerances(fields, tolerances or {}, answers),
                                     ex.graph(params))
         mistakes = _distinct_mistakes(ex, params, fields, answers)
@@ -197,6 +199,15 @@ def make_variant(type_id: str, seed: int, pinned: Mapping[str, Any] | None = Non
                             seed=seed) from err
     return Variant(type_id, seed, params, answers, tuple(fields), tuple(mistakes), ex.version,
                    values)
+
+
+def _refuse_non_finite(answers: Mapping[str, Any]) -> None:
+    """Parameters whose answers overflow (1e300 squared) are no exercise: say so, rather
+    than store infinities no student can match and no JSON tool can read."""
+    for name, value in answers.items():
+        if not np.all(np.isfinite(np.asarray(flatten(value), dtype=float))):
+            raise ParamError(f"these parameters make {name} overflow to infinity or NaN; use "
+                             f"numbers of the size a sheet prints")
 
 
 def _with_tolerances(fields: list[Field], overrides: Mapping[str, Mapping[str, Any]],

@@ -72,6 +72,7 @@ Shape = tuple[int, ...]
 SizeRule = Callable[[int, int, int, int], int]  # (n, k, stride, padding) -> output size
 LayerSpec = Union[str, Mapping[str, Any]]
 
+MAX_COUNT = 2 ** 53  # counts beyond this are no exact float, nor a number for a sheet
 EXAMPLES = "CONV5-6, CONV5-6(1,0), POOL-2, POOL-3(2), AVGPOOL-2, RELU, BN, DROPOUT, FLATTEN, FC-10"
 
 
@@ -469,7 +470,12 @@ def trace(input_shape: Iterable[int], layers: Sequence[Layer]) -> tuple[LayerRow
         values = run(chain_steps(layers), {"input_shape": as_shape(input_shape)})
     except NotApplicable as err:  # on the right network, a plain error in the parameters
         raise ParamError(err.message) from None
-    return rows(values, layers)
+    table = rows(values, layers)
+    for i, row in enumerate(table, 1):
+        if max(row.params, row.multiplications, math.prod(row.output_shape)) > MAX_COUNT:
+            raise ParamError(f"layer {i}, {row.layer}: its counts exceed 2^53, too large to "
+                             f"state or grade exactly; use a smaller input_shape")
+    return table
 
 
 def as_shape(value: Any) -> Shape:

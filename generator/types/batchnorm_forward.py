@@ -33,6 +33,7 @@ NEGATIVE_SHARE = 0.15
 INTEGER_BETA_SHARE = 0.6  # the rest of the betas have one decimal
 BETA_LOW, BETA_HIGH = -2, 3
 MAX_DRAWS = 100
+MAX_VALUE = 1e6  # no hand exercise needs larger numbers; squaring 1e300 overflows
 CANCELLATION = 1e-12  # relative size below which a difference is rounding residue
 
 
@@ -214,6 +215,10 @@ class BatchnormForward(Exercise):
         eps = numbers(p["eps"], "eps")
         if eps.ndim != 0 or eps < 0:
             raise ParamError("eps must be a single number, at least 0")
+        for name in ("x", "gamma", "beta", "eps"):
+            if np.abs(numbers(p[name], name)).max() > MAX_VALUE:
+                raise ParamError(f"{name} must be numbers of a sheet's size, at most "
+                                 f"{MAX_VALUE:g} in size")
         flat = np.var(x, axis=0) + float(eps) == 0
         if np.any(flat):
             which = "" if width is None else f" (feature {int(np.argmax(flat)) + 1})"
