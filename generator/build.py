@@ -14,6 +14,7 @@ Output layout (``out`` is the folder given to ``deepdrill build``)::
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import math
 import os
@@ -70,8 +71,13 @@ def make_variants(assignment: Assignment, students: list[Student],
 
 
 def safe_folder(student_id: str, taken: set[str]) -> str:
-    """A folder name from a student id: no path separators, unique, never hidden."""
+    """A folder name from a student id: no path separators, unique, never hidden, and
+    predictable: an id that is a safe name keeps it; another gets its cleaned form and a
+    short tag of the id itself, so "a/b" never lands on "a_b"'s folder whatever the
+    roster's order (a numbered suffix only if two tags ever meet)."""
     base = _UNSAFE.sub("_", student_id).strip("._") or "student"
+    if base != student_id:
+        base = f"{base}-{hashlib.sha256(student_id.encode('utf-8')).hexdigest()[:6]}"
     name, n = base, 2
     while name in taken:
         name, n = f"{base}_{n}", n + 1

@@ -85,16 +85,23 @@ def test_problem_sheets_show_no_answers(example_assignment, example_students):
 
 
 @pytest.mark.parametrize("sid, folder", [
-    ("s001", "s001"), ("../../etc/passwd", "etc_passwd"), ("a/b", "a_b"), (".hidden", "hidden"),
-    ("", "student"), ("Zoë 1", "Zo_1"),
+    ("s001", "s001"), ("../../etc/passwd", "etc_passwd-"), ("a/b", "a_b-"), (".hidden", "hidden-"),
+    ("", "student-"), ("Zoë 1", "Zo_1-"), ("a_b", "a_b"),
 ])
 def test_safe_folders(sid, folder):
-    assert safe_folder(sid, set()) == folder
+    name = safe_folder(sid, set())
+    assert name == folder if not folder.endswith("-") else \
+        (name.startswith(folder) and len(name) == len(folder) + 6)
+    assert "/" not in name and not name.startswith(".")
 
 
-def test_folders_stay_unique():
+def test_folders_are_unique_and_do_not_depend_on_the_roster_order():
+    ids = ("a/b", "a_b", "a:b", "a b")
+    taken: set[str] = set()
+    one = [safe_folder(x, taken) for x in ids]
     taken = set()
-    assert [safe_folder(x, taken) for x in ("a/b", "a_b", "a:b")] == ["a_b", "a_b_2", "a_b_3"]
+    two = [safe_folder(x, taken) for x in reversed(ids)][::-1]
+    assert one == two and len(set(one)) == 4 and one[1] == "a_b"
 
 
 def test_hostile_roster_builds_inside_out(tmp_path):
