@@ -40,6 +40,7 @@ from deepdrill.model.variant import Variant
 KEY_FORMAT = "deepdrill-key/2"  # /2: versioned types, step graphs, carried-forward credit
 MIN_CHUNK, MAX_CHUNK = 10, 150  # students per parallel task
 TASKS_PER_WORKER = 2  # each pdflatex run costs ~0.25 s of start-up: few, large tasks
+MAX_FOLDER = 64  # characters of an id kept in its folder's name (file systems allow 255 bytes)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -72,10 +73,10 @@ def make_variants(assignment: Assignment, students: list[Student],
 
 def safe_folder(student_id: str, taken: set[str]) -> str:
     """A folder name from a student id: no path separators, unique, never hidden, and
-    predictable: an id that is a safe name keeps it; another gets its cleaned form and a
-    short tag of the id itself, so "a/b" never lands on "a_b"'s folder whatever the
+    predictable: an id that is a safe name keeps it; another (or a long one) gets its cleaned,
+    shortened form and a short tag of the id itself, so "a/b" never lands on "a_b"'s folder whatever the
     roster's order (a numbered suffix only if two tags ever meet)."""
-    base = _UNSAFE.sub("_", student_id).strip("._") or "student"
+    base = (_UNSAFE.sub("_", student_id).strip("._") or "student")[:MAX_FOLDER]
     if base != student_id:
         base = f"{base}-{hashlib.sha256(student_id.encode('utf-8')).hexdigest()[:6]}"
     name, n = base, 2

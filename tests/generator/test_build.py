@@ -86,7 +86,7 @@ def test_problem_sheets_show_no_answers(example_assignment, example_students):
 
 @pytest.mark.parametrize("sid, folder", [
     ("s001", "s001"), ("../../etc/passwd", "etc_passwd-"), ("a/b", "a_b-"), (".hidden", "hidden-"),
-    ("", "student-"), ("Zoë 1", "Zo_1-"), ("a_b", "a_b"),
+    ("", "student-"), ("Zoë 1", "Zo_1-"), ("a_b", "a_b"), ("x" * 5000, "x" * 64 + "-"),
 ])
 def test_safe_folders(sid, folder):
     name = safe_folder(sid, set())
