@@ -201,8 +201,8 @@ def collect_files(inputs: Iterable[Path]) -> tuple[list[Path], list[tuple[Path, 
     skipped: dict[Path, tuple[Path, str]] = {}
     for p in inputs:
         if p.is_dir():
-            for q in sorted(x for x in p.rglob("*") if x.is_file()):
-                reason = _not_a_submission(q.relative_to(p))
+            for q in sorted(x for x in p.rglob("*") if not x.is_dir()):
+                reason = _not_a_submission(q.relative_to(p)) or _not_a_file(q)
                 if reason:
                     skipped.setdefault(q.resolve(), (q, reason))
                 else:
@@ -212,6 +212,15 @@ def collect_files(inputs: Iterable[Path]) -> tuple[list[Path], list[tuple[Path, 
         else:
             raise DeepdrillError(f"no such file or folder: {p}")
     return list(seen.values()), [s for k, s in skipped.items() if k not in seen]
+
+
+def _not_a_file(path: Path) -> str | None:
+    """Why a folder entry that is no regular file is not read (never left out silently)."""
+    if path.is_file():
+        return None
+    if path.is_symlink() and not path.exists():
+        return "a link to nothing (a dangling symlink); not graded"
+    return "not a regular file (a pipe, socket or device); not graded"
 
 
 def _not_a_submission(relative: Path) -> str | None:

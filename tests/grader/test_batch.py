@@ -225,3 +225,20 @@ def test_a_pipe_or_device_named_on_the_command_line_is_refused_not_read(tmp_path
     report = grade_files(key, [fifo, Path("/dev/zero")], workers=1)
     assert [e.status for e in report.entries] == ["unreadable", "unreadable"]
     assert all("not a regular file" in e.messages[0] for e in report.entries)
+
+
+def test_links_and_pipes_in_a_folder_are_listed_never_left_out(tmp_path, key, examples):
+    d = tmp_path / "subs"
+    d.mkdir()
+    (d / "link.json").symlink_to(examples / "submissions" / "s001.json")
+    (d / "dangling.json").symlink_to(tmp_path / "nowhere.json")
+    (d / "loop").symlink_to(d)  # a folder that contains itself: not walked forever
+    os.mkfifo(d / "pipe.json")
+    files, skipped = collect_files([d])
+    report = grade_files(key, files, workers=1, skipped=skipped)
+    by_name = {Path(e.file).name: e for e in report.entries}
+    assert by_name["link.json"].status == "graded"
+    assert by_name["dangling.json"].status == "skipped"
+    assert "dangling symlink" in by_name["dangling.json"].messages[0]
+    assert by_name["pipe.json"].status == "skipped"
+    assert "not a regular file" in by_name["pipe.json"].messages[0]
