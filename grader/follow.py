@@ -21,15 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from deepdrill.generator.exercise import get  # the grader may call a type's pure steps
+from deepdrill.generator.exercise import get, jsonable  # the grader may call a type's steps
 from deepdrill.generator.steps import Graph, Slip, behind, frontier, index
 from deepdrill.model.fields import Field, Kind, flatten, shape_of, size
-from deepdrill.model.tolerance import entries_match
+from deepdrill.model.tolerance import MAX_EXACT, entries_match
 from deepdrill.model.variant import Mistake, Variant
 
 from .reading import Reading, flat, parts, read_leaves
 
-MAX_FED = 2.0 ** 53  # a student's number larger than this feeds no step (no float is exact)
 
 
 class Steps:
@@ -45,7 +44,7 @@ class Steps:
         self.given = self._given_steps()
         # a wrong field whose earlier fields (its own earlier items included) were given
         # other than the key's: what it should be from them is worth recomputing
-        self.to_recompute = [r for r in readings.values() if _has_wrong_entries(r) and any(
+        self.to_recompute = [r for r in readings.values() if r.wrong.any() and any(
             readings[g].values is not None and not readings[g].exact for g in r.field.depends_on)]
 
     @property
@@ -75,7 +74,7 @@ class Steps:
                 continue
             for step, (start, stop), shape in parts(r.field):
                 part = r.values[start:stop]
-                if np.isnan(part).any() or np.abs(part).max(initial=0) > MAX_FED:
+                if np.isnan(part).any() or np.abs(part).max(initial=0) > MAX_EXACT:
                     continue
                 value = part.astype(np.int64) if r.field.kind is Kind.INTEGER else part
                 given[step] = value.reshape(shape) if shape else value[0]
@@ -136,11 +135,11 @@ class Steps:
         for step in steps:
             r, _, _ = self.where[step]
             if not r.field.parts:
-                out[r.field.name] = _jsonable(self.given[step])
+                out[r.field.name] = jsonable(self.given[step])
             elif all(p in used for p in r.field.parts):
-                out[r.field.name] = [_jsonable(self.given[p]) for p in r.field.parts]
+                out[r.field.name] = [jsonable(self.given[p]) for p in r.field.parts]
             else:
-                out[f"{r.field.name}[{r.field.parts.index(step)}]"] = _jsonable(self.given[step])
+                out[f"{r.field.name}[{r.field.parts.index(step)}]"] = jsonable(self.given[step])
         return out
 
     # -- naming mistakes -----------------------------------------------------------
@@ -148,12 +147,12 @@ class Steps:
     def _diagnose(self) -> None:
         """One diagnosis for the question: stored mistakes first, then each slip and each
         pair of slips made on the student's own values, greedily by fields explained."""
-        open_ = [r for r in self.readings.values() if _needs_diagnosis(r)]
+        open_ = [r for r in self.readings.values() if r.needs_following]
         if not open_:
             return
         self._assign(open_, [(m, m.answers) for m in self.variant.mistakes])
         open_ = [r for r in open_ if r.mistake is None]
-        if not open_ or not any(r.readable.any() or r.shape_problem for r in open_):
+        if not open_:
             return
         stored = {m.name: m for m in self.variant.mistakes}
         slips = [s for s in self.exercise.slips(self.variant.params) if s.name in stored]
@@ -263,7 +262,7 @@ def _could_explain(r: Reading, changes: list[dict[str, Any]]) -> bool:
     mask = changes[0].get(r.field.name)
     if r.shape_problem or mask is SHAPE:
         return bool(r.shape_problem) and mask is SHAPE
-    wrong = r.readable & ~r.credited
+    wrong = r.wrong
     return mask is not None and bool(wrong.any()) and not (wrong & ~mask).any() and \
         not (r.ok & mask).any()
 
@@ -275,7 +274,7 @@ def _each_could_explain(r: Reading, changes: list[dict[str, Any]]) -> bool:
     one slip of the pen in a field the pair changes all over is not worth a re-run.)"""
     if r.shape_problem:
         return any(c.get(r.field.name) is SHAPE for c in changes)
-    wrong = r.readable & ~r.credited
+    wrong = r.wrong
     masks = [c.get(r.field.name) for c in changes]
     if not wrong.any() or not all(m is not None and (m is SHAPE or (m & wrong).any())
                                   for m in masks):
@@ -283,16 +282,6 @@ def _each_could_explain(r: Reading, changes: list[dict[str, Any]]) -> bool:
     arrays = [m for m in masks if m is not SHAPE]
     changed = np.logical_or.reduce(arrays) if arrays else wrong
     return (r.ok & changed).sum() <= PAIR_MEETS_KEY * changed.sum()
-
-
-def _has_wrong_entries(r: Reading) -> bool:
-    return r.ok is not None and not bool(r.ok.all())
-
-
-def _needs_diagnosis(r: Reading) -> bool:
-    if r.shape_problem:  # numbers in another shape may be a mistake's; text is none
-        return isinstance(r.given, list)
-    return r.ok is not None and not bool(r.credited.all()) and bool(r.readable.any())
 
 
 def _explains(r: Reading, value: Any) -> bool:
@@ -308,14 +297,10 @@ def _explains(r: Reading, value: Any) -> bool:
             return False
         theirs = flat(value, len(values))
         return theirs is not None and bool(np.all(entries_match(r.field.tolerance, values, theirs)))
-    if not (r.readable & ~r.credited).any():
+    if not r.wrong.any():
         return False  # nothing wrong to explain
     given = r.readable  # and every entry given must be the mistake's, right ones included
     theirs = flat(value, len(r.values))
     if theirs is None or not np.isfinite(theirs[given]).all():
         return False
     return bool(np.all(entries_match(r.field.tolerance, r.values[given], theirs[given])))
-
-
-def _jsonable(value: Any) -> Any:
-    return np.asarray(value).tolist()

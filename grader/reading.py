@@ -57,6 +57,19 @@ class Reading:
                 out = out | extra
         return out
 
+    @property
+    def wrong(self) -> np.ndarray:
+        """The entries given as numbers and credited by nothing (yet)."""
+        return self.readable & ~self.credited if self.ok is not None else np.zeros(0, bool)
+
+    @property
+    def needs_following(self) -> bool:
+        """Numbers that are wrong, or numbers in another shape (a mistake's, perhaps; text
+        in the place of an array is no mistake to look for)."""
+        if self.shape_problem:
+            return isinstance(self.given, list)
+        return bool(self.wrong.any())
+
 
 
 def read_field(f: Field, expected: Any, given: Any, share: float) -> Reading:
@@ -156,14 +169,13 @@ def _echo_leaf(value: Any) -> Any:
     if isinstance(value, NonFinite):
         return value.text
     if type(value) is int and not -2 ** 63 <= value < 2 ** 63:  # beyond what JSON tools keep
-        digits = str(abs(value))
-        return f"<a whole number of {len(digits)} digits, {'-' if value < 0 else ''}{digits[:12]}...>"
+        digits, sign = str(abs(value)), "-" if value < 0 else ""
+        return f"<a whole number of {len(digits)} digits, {sign}{digits[:12]}...>"
     if isinstance(value, dict):
         return "<an object, not shown>"
     if isinstance(value, str) and len(value) > 80:
         return value[:77] + "..."
     return value
-
 
 
 def parts(f: Field) -> list[tuple[str, tuple[int, int], list[int]]]:

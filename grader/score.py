@@ -103,9 +103,7 @@ def grade_question(variant: Variant, answers: Any, points: float,
     readings = {f.name: read_field(f, variant.answers[f.name], answers.get(f.name),
                                    points * f.weight / total_weight)
                 for f in variant.fields}
-    if any((r.shape_problem and isinstance(r.given, list)) or
-           (r.ok is not None and not r.ok.all() and r.readable.any())
-           for r in readings.values()):  # something wrong with numbers in it: follow the steps
+    if any(r.needs_following for r in readings.values()):
         Steps(variant, readings).follow()
     results = {name: score_field(r, policy) for name, r in readings.items()}
     return QuestionResult(sum(r.score for r in results.values()), float(points), results, notes)
