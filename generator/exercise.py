@@ -22,7 +22,7 @@ from deepdrill.model.fields import Field, Kind, flatten, shape_of
 from deepdrill.model.tolerance import Mode, default_floor, entries_match
 from deepdrill.model.variant import Mistake, Variant
 
-from .steps import Graph, NotApplicable, Slip, Values, ancestors, rerun, run
+from .steps import Graph, NotApplicable, Slip, Values, ancestors, index, rerun, run
 
 
 class Exercise:
@@ -181,13 +181,13 @@ def make_variant(type_id: str, seed: int, pinned: Mapping[str, Any] | None = Non
         opts = ex.resolve_options(options)
         drawn = ex.check(ex.sample(np.random.default_rng(seed), pinned, opts))
         params = {k: drawn[k] for k in ex.params if k in drawn}  # the catalogue's order
+        graph = ex.graph(params)
         with np.errstate(over="ignore", invalid="ignore"):  # overflow is refused just below
-            values = ex.values(params)
+            values = ex.values(params, graph=graph)
         fields = ex.fields(params, values)
         answers = ex.answers(fields, values)
         _refuse_non_finite(answers)
-        fields = _with_dependencies(_with_tolerances(fields, tolerances or {}, answers),
-                                    ex.graph(params))
+        fields = _with_dependencies(_with_tolerances(fields, tolerances or {}, answers), graph)
         mistakes = _distinct_mistakes(ex, params, fields, answers)
     except DeepdrillError as err:
         err.exercise, err.seed = type_id, seed
@@ -232,9 +232,10 @@ def _with_dependencies(fields: list[Field], graph: Graph) -> list[Field]:
     """Each field with the fields it is computed from (the catalogue's chains), so the
     grader knows without the graph when a student's own earlier values matter."""
     owner = {step: f.name for f in fields for step in f.steps}
+    by_name = index(graph)
     out = []
     for f in fields:  # a field whose items follow from its own earlier items names itself
-        above = set().union(*(ancestors(graph, s) for s in f.steps))
+        above = set().union(*(ancestors(by_name, s) for s in f.steps))
         names = {owner[s] for s in above if s in owner}
         out.append(replace(f, depends_on=tuple(g.name for g in fields if g.name in names)))
     return out

@@ -65,6 +65,7 @@ from typing import Any, ClassVar, NamedTuple, Union
 import numpy as np
 
 from deepdrill.errors import ParamError
+from deepdrill.model.tolerance import MAX_EXACT
 
 from .steps import Graph, NotApplicable, Step, Values, run
 
@@ -72,7 +73,6 @@ Shape = tuple[int, ...]
 SizeRule = Callable[[int, int, int, int], int]  # (n, k, stride, padding) -> output size
 LayerSpec = Union[str, Mapping[str, Any]]
 
-MAX_COUNT = 2 ** 53  # counts beyond this are no exact float, nor a number for a sheet
 EXAMPLES = "CONV5-6, CONV5-6(1,0), POOL-2, POOL-3(2), AVGPOOL-2, RELU, BN, DROPOUT, FLATTEN, FC-10"
 
 
@@ -472,7 +472,7 @@ def trace(input_shape: Iterable[int], layers: Sequence[Layer]) -> tuple[LayerRow
         raise ParamError(err.message) from None
     table = rows(values, layers)
     for i, row in enumerate(table, 1):
-        if max(row.params, row.multiplications, math.prod(row.output_shape)) > MAX_COUNT:
+        if max(row.params, row.multiplications, math.prod(row.output_shape)) > MAX_EXACT:
             raise ParamError(f"layer {i}, {row.layer}: its counts exceed 2^53, too large to "
                              f"state or grade exactly; use a smaller input_shape")
     return table

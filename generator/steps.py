@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from deepdrill.errors import ParamError
-from deepdrill.model.tolerance import BIG_COUNT
+from deepdrill.model.tolerance import BIG_COUNT, magnitude
 
 
 @dataclass(frozen=True)
@@ -154,9 +154,9 @@ def behind(graph: Iterable[Step] | Mapping[str, Step], name: str,
     return steps, read
 
 
-def ancestors(graph: Iterable[Step], name: str) -> set[str]:
+def ancestors(graph: Iterable[Step] | Mapping[str, Step], name: str) -> set[str]:
     """Every step ``name`` depends on (parameters excluded)."""
-    by_name = {s.name: s for s in graph}
+    by_name = graph if isinstance(graph, Mapping) else index(graph)
     out: set[str] = set()
     stack = list(by_name[name].inputs) if name in by_name else []
     while stack:
@@ -181,7 +181,7 @@ def by_hand(value: Any, figures: int = 3) -> Any:
     if arr.dtype.kind not in "iuf":
         return value
     x = arr.astype(float)
-    scale = 10.0 ** (figures - 1 - np.floor(np.log10(np.where(x == 0, 1.0, np.abs(x)))))
+    scale = 10.0 ** (figures - 1 - magnitude(x))
     rounded = np.round(x * scale) / scale
     if arr.dtype.kind in "iu":
         rounded = np.where(np.abs(x) >= BIG_COUNT, rounded, x).astype(np.int64)

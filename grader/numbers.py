@@ -12,6 +12,8 @@ import re
 from fractions import Fraction
 from typing import Any
 
+from deepdrill.model.tolerance import MAX_EXACT
+
 MAX_TEXT = 64  # longest string taken as a number
 
 _DECIMAL = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d{1,4})?")
@@ -87,13 +89,10 @@ def _finite(x: float | int | Fraction) -> float:
     return f
 
 
-MAX_INTEGER = 2 ** 53  # larger whole numbers are no count a sheet asks for (and no float is exact)
-
-
 def parse_integer(value: Any) -> int:
     """A whole number (shapes, counts): 156, 156.0 and "156" pass; 156.5 does not."""
     if isinstance(value, int) and not isinstance(value, bool):
-        if abs(value) > MAX_INTEGER:
+        if abs(value) > MAX_EXACT:  # no count a sheet asks for (and no float is exact)
             raise NotANumber("the number is too large")
         return value
     x = parse_number(value)

@@ -30,6 +30,7 @@ import numpy as np
 
 DEFAULT_RTOL = 1e-2
 FLOOR_SHARE = 0.05  # the default absolute floor: this share of rtol times the field's largest |x*|
+MAX_EXACT = 2 ** 53  # the largest whole numbers a float holds exactly: no count is larger
 BIG_COUNT = 10 ** 8  # counts from here on may be given to COUNT_SIGFIGS significant figures
 COUNT_SIGFIGS = 3
 # Float slack: a value exactly on a boundary is not failed by binary rounding
@@ -114,10 +115,18 @@ def exact(given: np.ndarray, expected: np.ndarray, tol: Tolerance) -> np.ndarray
     return (given == expected) & np.isfinite(expected)
 
 
+def magnitude(x: np.ndarray) -> np.ndarray:
+    """The power of ten of each value's first significant digit (0 for 0).
+
+    >>> magnitude(np.array([123.4, 0.05, 0.0])).tolist()
+    [2.0, -2.0, 0.0]
+    """
+    return np.floor(np.log10(np.where(x == 0, 1.0, np.abs(x))))
+
+
 def half_unit(expected: np.ndarray, sigfigs: int) -> np.ndarray:
     """Half a unit of the ``sigfigs``-th significant digit of each value (0 for 0)."""
-    mag = np.floor(np.log10(np.where(expected == 0, 1.0, np.abs(expected))))
-    return np.where(expected == 0, 0.0, 0.5 * 10.0 ** (mag - sigfigs + 1))
+    return np.where(expected == 0, 0.0, 0.5 * 10.0 ** (magnitude(expected) - sigfigs + 1))
 
 
 def within(given: np.ndarray, expected: np.ndarray, bound: np.ndarray) -> np.ndarray:
