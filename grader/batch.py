@@ -267,8 +267,8 @@ class Entry:
     @property
     def carried(self) -> float:
         if self.questions:
-            return sum(q.carried for q in self.questions.values())
-        return sum(c for _, c in self.totals.values())
+            return sum((q.carried for q in self.questions.values()), 0.0)
+        return sum((c for _, c in self.totals.values()), 0.0)
 
     def to_json(self) -> dict[str, Any]:
         questions = orjson.Fragment(self.questions_json) if self.questions_json is not None \
