@@ -35,6 +35,9 @@ class Exercise:
     options: ClassVar[dict[str, Any]] = {}  # size options and their defaults
     work_space: ClassVar[str] = "6cm"  # room to work below the problem on the sheet
     version: ClassVar[int] = 1  # raise when answers, fields or parameters change meaning
+    # LaTeX packages the templates need beyond the sheet's own (e.g. ("tikz",) for a
+    # figure): loaded only in documents that hold such a question, so others compile fast
+    packages: ClassVar[tuple[str, ...]] = ()
 
     def sample(self, rng: np.random.Generator, pinned: dict[str, Any],
                options: dict[str, Any]) -> dict[str, Any]:

@@ -153,4 +153,7 @@ class Sheet:
 def render_document(sheets: list[Sheet], solutions: bool) -> str:
     """One LaTeX document holding every sheet, each starting on a new page."""
     template = environment().get_template("sheet.tex.j2")
-    return template.render(solutions=solutions, sheets=[s.context(solutions) for s in sheets])
+    packages = sorted({pkg for s in sheets for q in s.questions
+                       for pkg in get(q.variant.type).packages})
+    return template.render(solutions=solutions, packages=packages,
+                           sheets=[s.context(solutions) for s in sheets])
