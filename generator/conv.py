@@ -102,3 +102,47 @@ def array(value: Any, name: str) -> np.ndarray:
     if arr.ndim not in FORMS[name][0] or not arr.size:
         raise ParamError(f"{name} must be {FORMS[name][1]}")
     return arr
+
+
+# -- the backward pass (conv2d_backward) ----------------------------------------------
+
+def rotate(kernel: Any) -> np.ndarray:
+    """The kernel rotated by 180 degrees: both spatial axes reversed."""
+    return np.asarray(kernel, dtype=float)[..., ::-1, ::-1]
+
+
+def kernel_gradient(padded: np.ndarray, grad: np.ndarray, kernel_hw: tuple[int, int],
+                    stride: int) -> np.ndarray:
+    """dL/dW[o, c, k, l] = sum over i, j of grad[o, i, j] * padded[c, i*S + k, j*S + l]:
+    the padded input correlated with the gradient at the pre-activation (no rotation)."""
+    kh, kw = kernel_hw
+    h, w = np.shape(grad)[-2:]
+    windows = sliding_window_view(padded, (kh, kw), axis=(-2, -1))[..., ::stride, ::stride, :, :]
+    return np.einsum("oij,cijkl->ockl", grad, windows[:, :h, :w])
+
+
+def spread_gradient(grad: np.ndarray, kernel_hw: tuple[int, int], stride: int,
+                    padded_hw: tuple[int, int]) -> np.ndarray:
+    """The gradient at the pre-activation with S - 1 zeros between entries and kH - 1
+    (kW - 1) rings of zeros around it (more at the bottom and right where the forward
+    pass left input rows unused), so that sliding the rotated kernel over it, stride 1,
+    gives the gradient of the padded input: a full convolution."""
+    (kh, kw), (hp, wp) = kernel_hw, padded_hw
+    c, h, w = np.shape(grad)
+    out = np.zeros((c, hp + kh - 1, wp + kw - 1))
+    out[:, kh - 1:kh - 1 + (h - 1) * stride + 1:stride,
+        kw - 1:kw - 1 + (w - 1) * stride + 1:stride] = grad
+    return out
+
+
+def input_gradient(spread: np.ndarray, rotated: np.ndarray) -> np.ndarray:
+    """dL/dX_pad[c] = sum over o of the spread gradient of filter o correlated with its
+    rotated kernel slice for channel c."""
+    swapped = np.swapaxes(rotated, 0, 1)  # (C_in, C_out, kH, kW): one "filter" per input channel
+    return convolve(spread, swapped, np.zeros(swapped.shape[0]), 1)
+
+
+def crop(x: np.ndarray, padding: int) -> np.ndarray:
+    """(..., H + 2P, W + 2P) without its P outer rings."""
+    x = np.asarray(x, dtype=float)
+    return x[..., padding:-padding, padding:-padding] if padding else x

@@ -373,6 +373,7 @@ def count(value: Any) -> int:
         raise NotApplicable(f"{str(value)[:40]} is not a count") from err
 
 
+@functools.lru_cache(maxsize=4096)  # the same layer at the same place recurs across a class
 def layer_steps(layer: Layer, before: str, tag: Any, where: str) -> Graph:
     """One layer's steps (named by :func:`names`), receiving the shape named ``before``."""
     n = names(tag)

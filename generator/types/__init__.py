@@ -10,3 +10,4 @@ from . import cross_entropy  # noqa: F401
 from . import batchnorm_forward  # noqa: F401
 from . import cnn_layer_table  # noqa: F401
 from . import conv_cost  # noqa: F401
+from . import batchnorm_backward  # noqa: F401
