@@ -251,14 +251,22 @@ def _progress(quiet: bool) -> Callable[[str, int, Callable[[Callable[[int], None
               help="Output folder [default: output/<assignment name>].")
 @click.option("--no-pdf", is_flag=True, help="Skip LaTeX: key, manifest and submission files only.")
 @click.option("--jobs", type=click.IntRange(min=1), help="Parallel pdflatex runs [default: cores].")
+@click.option("--fresh", is_flag=True,
+              help="Build every sheet again instead of reusing unchanged students' sheets.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 def build(assignment_file: Path, roster: Path | None, variants: int | None, out: Path | None,
-          no_pdf: bool, jobs: int | None, quiet: bool) -> None:
+          no_pdf: bool, jobs: int | None, fresh: bool, quiet: bool) -> None:
     """Build personal problem and solution sheets for a class.
 
     Writes into --out: key.json (instructor only), manifest.json, problems.pdf and
-    solutions.pdf (everyone, for printing), and students/<id>/ with each student's
-    problems.pdf, solutions.pdf and blank submission.json.
+    solutions.pdf (everyone, for printing), students/<id>/ with what each student is
+    handed (problems.pdf and a blank submission.json), and solutions/<id>.pdf (for after
+    the deadline).
+
+    The build is switched over as one unit at the end: interrupted or failed, it leaves
+    the previous build in --out intact. Building again with the same assignment file
+    (late enrolment, a renamed student) reuses every sheet that would not change and
+    compiles only the others; students no longer on the roster are removed.
     """
     from deepdrill.generator.assignment import load_assignment, load_roster, numbered_students
     from deepdrill.generator.build import build as run_build
@@ -272,13 +280,19 @@ def build(assignment_file: Path, roster: Path | None, variants: int | None, out:
     else:
         students, roster_info = numbered_students(variants or 0), {"variants": variants}
     out = out or Path("output") / assignment_file.stem
+    notes: list[str] = []
     run_build(assignment, students, out, pdf=not no_pdf, roster_info=roster_info, workers=jobs,
-              progress=_progress(quiet))
+              progress=_progress(quiet), fresh=fresh, notes=notes)
     click.echo(f"built {len(students)} sheet(s) of {len(assignment.questions)} question(s) in {out}/")
+    for note in notes:
+        click.echo(f"  {note}")
     click.echo(f"  answer key (instructor only): {out / 'key.json'}")
     if not no_pdf:
         click.echo(f"  for printing: {out / 'problems.pdf'}, {out / 'solutions.pdf'}")
-    click.echo(f"  per student: {out / 'students'}/<id>/")
+        click.echo(f"  to hand out: {out / 'students'}/<id>/ (problems.pdf, submission.json)")
+        click.echo(f"  after the deadline: {out / 'solutions'}/<id>.pdf")
+    else:
+        click.echo(f"  to hand out: {out / 'students'}/<id>/submission.json")
 
 
 @cli.command()
@@ -297,18 +311,23 @@ def grade(key_path: Path, submissions: tuple[Path, ...], out: Path | None, max_b
 
     Writes grades.csv (a row per student) and report.json (per student, question and
     field: score, expected, given, feedback). A file that cannot be graded gets its
-    reason in the report; the run goes on. Other files in a folder (not .json, or
-    hidden) are listed in the report as skipped.
+    reason in the report; the run goes on. Other entries in a folder (not .json, hidden,
+    links to folders, folders that cannot be listed) are listed in the report as skipped.
+    A file named for one student that says it is another's counts for neither, and both
+    students' rows say so. Both reports are replaced together, or not at all; one
+    grader at a time writes into --out.
     """
-    from deepdrill.grader.batch import collect_files, grade_files, load_key, write_reports
+    from deepdrill.grader.batch import (collect_files, grade_files, load_key, out_locked,
+                                        write_reports)
 
     key = load_key(key_path)
     files, skipped = collect_files(submissions)
-    report = _progress(quiet)("grading", len(files),
-                              lambda tick: grade_files(key, files, max_bytes, tick,
-                                                       skipped=skipped))
     out = out or key_path.parent / "grades"
-    csv_path, json_path = write_reports(report, out)
+    with out_locked(out):  # refused now, not after grading, if another grader writes there
+        report = _progress(quiet)("grading", len(files),
+                                  lambda tick: grade_files(key, files, max_bytes, tick,
+                                                           skipped=skipped))
+        csv_path, json_path = write_reports(report, out)
     if not quiet:
         _print_summary(report)
     click.echo(f"wrote {csv_path} and {json_path}")

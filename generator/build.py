@@ -6,9 +6,15 @@ Output layout (``out`` is the folder given to ``deepdrill build``)::
     out/manifest.json                tool version, input hashes, each student's seed
     out/problems.pdf                 every student's problems, for printing
     out/solutions.pdf                every student's worked solutions
-    out/students/<id>/problems.pdf   one student's sheet
-    out/students/<id>/solutions.pdf
-    out/students/<id>/submission.json  the blank answer file to fill in
+    out/students/<id>/problems.pdf   what is handed out: one student's sheet
+    out/students/<id>/submission.json  and the blank answer file to fill in
+    out/solutions/<id>.pdf           one student's worked solutions, for after the deadline
+
+The whole build is written into a staging folder first and switched over as one unit
+(:mod:`deepdrill.files`): a killed or failed build leaves the previous one intact. A
+rebuild with the same assignment reuses every student whose sheet would not change
+(late enrolment compiles only the newcomers' sheets) and drops students no longer on
+the roster.
 """
 
 from __future__ import annotations
@@ -19,25 +25,31 @@ import json
 import math
 import os
 import re
-import tempfile
+import shutil
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from deepdrill import __version__
+from deepdrill.errors import DeepdrillError
+from deepdrill.files import describe, die_with_parent, locked, settle, staging, switch_over
 
 from .assignment import Assignment, Student
 from .exercise import get, make_variant
 from deepdrill.model.fields import skeleton
-from .pdf import concatenate, pdflatex, typeset
+from .pdf import assemble, pdflatex, typeset
 from .render import Question, Sheet
 from deepdrill.model.variant import Variant
 
 KEY_FORMAT = "deepdrill-key/2"  # /2: versioned types, step graphs, carried-forward credit
+LAYOUT = 2  # /2: solutions beside the handed-out folders, not in them
+MANAGED = ("students", "solutions", "problems.pdf", "solutions.pdf", "manifest.json",
+           "key.json")  # what a build owns in its folder; the key moves in last
+KINDS = ("problems", "solutions")
 MIN_CHUNK, MAX_CHUNK = 10, 150  # students per parallel task
 TASKS_PER_WORKER = 2  # each pdflatex run costs ~0.25 s of start-up: few, large tasks
 MAX_FOLDER = 64  # characters of an id kept in its folder's name (file systems allow 255 bytes)
@@ -49,7 +61,11 @@ class StudentBuild:
     student: Student
     seed: int
     folder: str
-    variants: dict[str, Variant]  # by question label
+    variants: dict[str, Variant]  # by question label (empty when reused)
+    line: bytes | None = None  # a reused student's line of the previous key
+    pages: dict[str, int] | None = None  # pages of each sheet kind
+    chunk: int = -1  # the task that typeset a new student, and where in its documents
+    offsets: dict[str, int] = field(default_factory=dict)
 
 
 def make_variants(assignment: Assignment, students: list[Student],
@@ -111,8 +127,8 @@ def key_bytes(assignment: Assignment, builds: list[StudentBuild]) -> bytes:
         "students": [],
     })
     assert head.endswith(b"[]}")
-    lines = [orjson.dumps({"id": b.student.id,
-                           "variants": {k: v.to_json() for k, v in b.variants.items()}})
+    lines = [b.line or orjson.dumps({"id": b.student.id,
+                                     "variants": {k: v.to_json() for k, v in b.variants.items()}})
              for b in builds]
     return head[:-2] + b"\n" + b",\n".join(lines) + b"\n]}\n"
 
@@ -170,79 +186,213 @@ def chunk_size(n_students: int, workers: int) -> int:
     return max(MIN_CHUNK, min(MAX_CHUNK, math.ceil(n_students / (workers * TASKS_PER_WORKER))))
 
 
+def sheet_path(stage: Path, kind: str, folder: str) -> Path:
+    """Where a student's sheet goes: problems in the folder handed out, solutions beside it."""
+    if kind == "problems":
+        return stage / "students" / folder / "problems.pdf"
+    return stage / "solutions" / f"{folder}.pdf"
+
+
 def _build_chunk(assignment: Assignment, students: list[Student], folders: list[str],
-                 out: Path, pdf_dir: Path | None, index: int) -> list[StudentBuild]:
-    """One task: variants and blank submissions for some students, and their PDFs when
-    pdf_dir is given."""
+                 stage: Path, pdf: bool, index: int) -> list[StudentBuild]:
+    """One task: variants and blank submissions for some students, and their PDFs (one
+    pdflatex run per sheet kind, the chunk's document kept for the combined PDFs)."""
     builds = make_variants(assignment, students, folders=folders)
     for b in builds:
-        write_json(out / "students" / b.folder / "submission.json", blank_submission(assignment, b))
-    if pdf_dir is not None:
+        write_json(stage / "students" / b.folder / "submission.json",
+                   blank_submission(assignment, b))
+    if pdf:
         chunk_sheets = sheets(assignment, builds)
-        for solutions, kind in ((False, "problems"), (True, "solutions")):
-            outputs = [out / "students" / b.folder / f"{kind}.pdf" for b in builds]
-            pdf = typeset(chunk_sheets, solutions, pdf_dir / f"{kind}{index}", outputs)
-            pdf.rename(pdf_dir / f"{kind}-{index:05d}.pdf")
+        for b in builds:
+            b.pages, b.chunk = {}, index
+        for kind in KINDS:
+            work = stage / ".tex" / f"{kind}{index}"
+            outputs = [sheet_path(stage, kind, b.folder) for b in builds]
+            document, starts, counts = typeset(chunk_sheets, kind == "solutions", work, outputs)
+            document.rename(stage / ".tex" / f"{kind}-{index:05d}.pdf")
+            for b, start, n in zip(builds, starts, counts):
+                b.pages[kind], b.offsets[kind] = n, start  # type: ignore[index]
     return builds
+
+
+@dataclass
+class Previous:
+    """What the build already in ``out`` offers for reuse: the students whose sheets this
+    build would make again byte for byte (same assignment file, deepdrill, PDF setting,
+    id, name and folder), with their key lines and page counts."""
+
+    out: Path
+    students: dict[str, dict[str, Any]]  # by id: the manifest's entry, with its key line
+
+    @classmethod
+    def load(cls, out: Path, assignment: Assignment, pdf: bool) -> "Previous":
+        try:
+            manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+            if not (manifest.get("layout") == LAYOUT and manifest.get("pdf") == pdf and
+                    manifest.get("deepdrill_version") == __version__ and assignment.sha256 and
+                    manifest["assignment"]["sha256"] == assignment.sha256):
+                return cls(out, {})
+            head, lines = read_key_lines((out / "key.json").read_bytes())
+            roster = head["roster"]
+            if head.get("format") != KEY_FORMAT or len(roster) != len(lines) or \
+                    roster != [{k: s[k] for k in ("id", "name", "seed", "folder")}
+                               for s in manifest["students"]]:
+                return cls(out, {})
+            students, at = {}, dict.fromkeys(KINDS, 0)
+            for s, line in zip(manifest["students"], lines):
+                students[s["id"]] = {**s, "line": line, "starts": dict(at)}
+                for kind in KINDS if pdf else ():
+                    at[kind] += s["pages"][kind]
+        except (OSError, ValueError, KeyError, TypeError):
+            return cls(out, {})
+        return cls(out, students)
+
+    def reuse(self, student: Student, seed: int, folder: str, pdf: bool) -> StudentBuild | None:
+        old = self.students.get(student.id)
+        if old is None or old["name"] != student.name or old["folder"] != folder or \
+                old["seed"] != seed or (pdf and not isinstance(old.get("pages"), dict)):
+            return None
+        files = [self.out / "students" / folder / "submission.json"]
+        if pdf:
+            files += [sheet_path(self.out, kind, folder) for kind in KINDS]
+        if not all(f.is_file() for f in files):
+            return None
+        return StudentBuild(student, seed, folder, {}, old["line"], old.get("pages"))
+
+    def link_into(self, stage: Path, b: StudentBuild, pdf: bool) -> None:
+        """The student's files from the previous build, unchanged (hard links where the
+        file system allows)."""
+        pairs = [(self.out / "students" / b.folder / "submission.json",
+                  stage / "students" / b.folder / "submission.json")]
+        if pdf:
+            pairs += [(sheet_path(self.out, kind, b.folder), sheet_path(stage, kind, b.folder))
+                      for kind in KINDS]
+        for src, dst in pairs:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(src, dst)
+            except OSError:
+                shutil.copy2(src, dst)
+
+
+def read_key_lines(raw: bytes) -> tuple[dict[str, Any], list[bytes]]:
+    """The header and the students' lines of a key as :func:`key_bytes` lays it out."""
+    first, _, rest = raw.partition(b"\n")
+    lines = rest.rstrip().split(b"\n")
+    if not first.endswith(b'"students":[') or not lines or lines[-1] != b"]}":  # not ours
+        raise ValueError("not a key laid out one student per line")
+    return orjson.loads(first + b"]}"), [line.rstrip(b",") for line in lines[:-1]]
 
 
 def build(assignment: Assignment, students: list[Student], out: Path, *, pdf: bool = True,
           roster_info: dict[str, Any] | None = None, workers: int | None = None,
-          progress: Callable[[str, int, Callable[[int], None]], Any] | None = None) -> dict[str, Any]:
+          progress: Callable[[str, int, Callable[[int], None]], Any] | None = None,
+          fresh: bool = False, notes: list[str] | None = None) -> dict[str, Any]:
     """Write everything for the class into ``out``; return the manifest.
 
     Students are split into chunks built in parallel processes (variants, LaTeX,
-    one pdflatex run per chunk and sheet kind, split per student).
-    ``progress(label, total, body)`` wraps the work for a progress bar; ``body``
-    gets a callback to report students done.
+    one pdflatex run per chunk and sheet kind, split per student), in a staging
+    folder switched over as one unit at the end. Students of the previous build whose
+    sheets would not change are reused unless ``fresh``. ``progress(label, total,
+    body)`` wraps the work for a progress bar; ``body`` gets a callback to report
+    students done. ``notes`` receives what the build did besides (reuse, recovery).
     """
-    out.mkdir(parents=True, exist_ok=True)
     if pdf:
         pdflatex()  # fail before any work if LaTeX is missing
-    workers = workers or os.cpu_count() or 1
+    notes = notes if notes is not None else []
+    try:
+        with locked(out, "build"):
+            notes += settle(out)
+            previous = Previous(out, {}) if fresh else Previous.load(out, assignment, pdf)
+            stage = staging(out)
+            try:
+                manifest = _build_into(stage, assignment, students, previous, pdf,
+                                       roster_info or {}, workers or os.cpu_count() or 1,
+                                       progress, notes)
+            except BaseException:
+                shutil.rmtree(stage, ignore_errors=True)
+                raise
+            # from here on the journal finishes the switch if this process cannot
+            switch_over(out, stage, [m for m in MANAGED if (stage / m).exists()], MANAGED)
+    except OSError as err:
+        raise DeepdrillError(f"could not build into {out}: {describe(err)}; nothing there "
+                             f"was changed (a previous build is intact)") from None
+    return manifest
+
+
+def _build_into(stage: Path, assignment: Assignment, students: list[Student],
+                previous: Previous, pdf: bool, roster_info: dict[str, Any], workers: int,
+                progress: Callable[[str, int, Callable[[int], None]], Any] | None,
+                notes: list[str]) -> dict[str, Any]:
     taken: set[str] = set()
     folders = [safe_folder(s.id, taken) for s in students]
-    size = chunk_size(len(students), workers)
-    starts = range(0, len(students), size)
-    label = "sheets+PDF" if pdf else "variants"
-
+    seeds = [assignment.student_seed(s.id) for s in students]
+    reused = [previous.reuse(s, seed, f, pdf) for s, seed, f in zip(students, seeds, folders)]
+    todo = [i for i, r in enumerate(reused) if r is None]
+    for r in reused:
+        if r is not None:
+            previous.link_into(stage, r, pdf)
+    if len(todo) < len(students):
+        notes.append(f"reused the sheets of {len(students) - len(todo)} student(s) from the "
+                     f"previous build unchanged; built {len(todo)}")
+    size = chunk_size(len(todo), workers)
+    starts = range(0, len(todo), size)
     parallel = workers > 1 and len(starts) > 1
-    with tempfile.TemporaryDirectory(prefix="deepdrill-") as tmp, \
-            (ProcessPoolExecutor(max_workers=workers) if parallel else _InProcess()) as pool:
-        pdf_dir = Path(tmp) if pdf else None
-
+    with (ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent,
+                              initargs=(os.getpid(),)) if parallel else _InProcess()) as pool:
         def run(tick: Callable[[int], None]) -> list[StudentBuild]:
-            futures = [pool.submit(_build_chunk, assignment, students[a:a + size],
-                                   folders[a:a + size], out, pdf_dir, i)
-                       for i, a in enumerate(starts)]
+            futures = [pool.submit(_build_chunk, assignment, [students[i] for i in todo[a:a + size]],
+                                   [folders[i] for i in todo[a:a + size]], stage, pdf, n)
+                       for n, a in enumerate(starts)]
             for f in as_completed(futures):
                 tick(len(f.result()))
             return [b for f in futures for b in f.result()]
 
-        builds = progress(label, len(students), run) if progress else run(lambda n: None)
-        # the combined PDFs are joined by the workers while this process writes the key
-        joins = [pool.submit(concatenate, sorted(pdf_dir.glob(f"{kind}-*.pdf")),
-                             out / f"{kind}.pdf")
-                 for kind in ("problems", "solutions")] if pdf_dir is not None else []
-        (out / "key.json").write_bytes(key_bytes(assignment, builds))
+        label = "sheets+PDF" if pdf else "variants"
+        made = iter(progress(label, len(todo), run) if progress and todo else run(lambda n: None))
+        builds = [r if r is not None else next(made) for r in reused]
+        joins = [pool.submit(_combined, stage, previous.out, kind, builds, previous)
+                 for kind in KINDS] if pdf else []
+        (stage / "key.json").write_bytes(key_bytes(assignment, builds))
         for j in joins:
             j.result()
+    shutil.rmtree(stage / ".tex", ignore_errors=True)
+    manifest = _manifest(assignment, builds, roster_info, pdf)
+    write_json(stage / "manifest.json", manifest)
+    return manifest
 
+
+def _combined(stage: Path, old: Path, kind: str, builds: list[StudentBuild],
+              previous: Previous) -> None:
+    """The class's PDF of one sheet kind, in roster order: new students' pages from this
+    build's documents, reused students' from the previous combined PDF."""
+    runs = []
+    for b in builds:
+        n = b.pages[kind]  # type: ignore[index]
+        if b.line is not None:
+            runs.append((old / f"{kind}.pdf", previous.students[b.student.id]["starts"][kind], n))
+        else:
+            runs.append((stage / ".tex" / f"{kind}-{b.chunk:05d}.pdf", b.offsets[kind], n))
+    assemble(runs, stage / f"{kind}.pdf")
+
+
+def _manifest(assignment: Assignment, builds: list[StudentBuild], roster_info: dict[str, Any],
+              pdf: bool) -> dict[str, Any]:
     files = {"key": "key.json", "submissions": "students/<folder>/submission.json"}
     if pdf:
         files.update({"problems": "problems.pdf", "solutions": "solutions.pdf",
                       "student_problems": "students/<folder>/problems.pdf",
-                      "student_solutions": "students/<folder>/solutions.pdf"})
-    manifest = {
+                      "student_solutions": "solutions/<folder>.pdf"})
+    return {
         "deepdrill_version": __version__,
+        "layout": LAYOUT,
         "built_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "assignment": {"file": assignment.source, "sha256": assignment.sha256,
                        "title": assignment.title, "seed": assignment.seed},
-        "roster": roster_info or {},
+        "roster": roster_info,
         "pdf": pdf,
         "files": files,
         "students": [{"id": b.student.id, "name": b.student.name, "seed": b.seed,
-                      "folder": b.folder} for b in builds],
+                      "folder": b.folder, **({"pages": b.pages} if pdf else {})}
+                     for b in builds],
     }
-    write_json(out / "manifest.json", manifest)
-    return manifest

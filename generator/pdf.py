@@ -17,6 +17,7 @@ from pathlib import Path
 import pikepdf
 
 from deepdrill.errors import DeepdrillError
+from deepdrill.files import die_with_parent
 
 from .render import Sheet, render_document
 
@@ -41,7 +42,8 @@ def compile_tex(tex: str, workdir: Path, job: str = "sheet") -> Path:
     env = {**os.environ, "openout_any": "p", "openin_any": "p"}
     try:
         proc = subprocess.run(cmd, cwd=workdir, env=env, stdin=subprocess.DEVNULL,
-                              capture_output=True, timeout=PDFLATEX_TIMEOUT)
+                              capture_output=True, timeout=PDFLATEX_TIMEOUT,
+                              preexec_fn=die_with_parent)  # a killed build leaves no pdflatex
     except subprocess.TimeoutExpired:
         raise DeepdrillError(f"pdflatex took more than {PDFLATEX_TIMEOUT} s on {job}") from None
     pdf = workdir / f"{job}.pdf"
@@ -73,8 +75,8 @@ def page_starts(pagemap: Path, count: int) -> list[int]:
     return starts
 
 
-def split(pdf: Path, starts: Sequence[int], outputs: Sequence[Path]) -> None:
-    """Write pages [starts[i], starts[i+1]) of ``pdf`` to ``outputs[i]``."""
+def split(pdf: Path, starts: Sequence[int], outputs: Sequence[Path]) -> list[int]:
+    """Write pages [starts[i], starts[i+1]) of ``pdf`` to ``outputs[i]``; return the counts."""
     with pikepdf.open(pdf) as src:
         ends = [*starts[1:], len(src.pages)]
         for start, end, out in zip(starts, ends, outputs):
@@ -82,24 +84,36 @@ def split(pdf: Path, starts: Sequence[int], outputs: Sequence[Path]) -> None:
             dst.pages.extend(src.pages[start:end])
             out.parent.mkdir(parents=True, exist_ok=True)
             dst.save(out)
+    return [end - start for start, end in zip(starts, ends)]
 
 
-def concatenate(parts: Sequence[Path], out: Path) -> None:
-    with pikepdf.new() as dst:
-        sources = [pikepdf.open(p) for p in parts]
-        try:
-            for src in sources:
-                dst.pages.extend(src.pages)
+def assemble(runs: Sequence[tuple[Path, int, int]], out: Path) -> None:
+    """One PDF of page runs (source, first page, page count), in order; consecutive runs
+    of one source are copied together, so its fonts are shared, not repeated."""
+    merged: list[list] = []
+    for src, start, n in runs:
+        if merged and merged[-1][0] == src and merged[-1][1] + merged[-1][2] == start:
+            merged[-1][2] += n
+        else:
+            merged.append([src, start, n])
+    sources: dict[Path, pikepdf.Pdf] = {}
+    try:
+        with pikepdf.new() as dst:
+            for src, start, n in merged:
+                if src not in sources:
+                    sources[src] = pikepdf.open(src)
+                dst.pages.extend(sources[src].pages[start:start + n])
             dst.save(out)
-        finally:
-            for src in sources:
-                src.close()
+    finally:
+        for pdf in sources.values():
+            pdf.close()
 
 
 def typeset(sheets: Sequence[Sheet], solutions: bool, workdir: Path,
-            outputs: Sequence[Path]) -> Path:
-    """Compile sheets as one document, write each sheet's pages to its output, return the PDF."""
+            outputs: Sequence[Path]) -> tuple[Path, list[int], list[int]]:
+    """Compile sheets as one document and write each sheet's pages to its output; return
+    the document, and each sheet's first page and page count in it."""
     workdir.mkdir(parents=True, exist_ok=True)
     pdf = compile_tex(render_document(list(sheets), solutions), workdir)
-    split(pdf, page_starts(workdir / "sheet.pagemap", len(sheets)), outputs)
-    return pdf
+    starts = page_starts(workdir / "sheet.pagemap", len(sheets))
+    return pdf, starts, split(pdf, starts, outputs)

@@ -12,6 +12,7 @@ cat <<MSG
 
 Done. Look at:
   $OUT/problems.pdf and $OUT/solutions.pdf      every student's sheets, for printing
-  $OUT/students/<id>/                           one student's PDFs and blank submission.json
+  $OUT/students/<id>/                           what a student is handed: problems.pdf, submission.json
+  $OUT/solutions/<id>.pdf                       their worked solutions, for after the deadline
   $OUT/grades/grades.csv and report.json        the grades of examples/submissions
 MSG

@@ -7,7 +7,7 @@ import pikepdf
 import pytest
 
 from deepdrill.generator.assignment import Student, parse_assignment
-from deepdrill.generator.build import build
+from deepdrill.generator.build import build, sheet_path
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("needs_pdflatex")]
 
@@ -29,15 +29,21 @@ def pdf_build(tmp_path_factory, example_assignment, example_students):
     return out
 
 
+def sheet(out, kind, folder):
+    return sheet_path(out, kind, folder)
+
+
 def test_combined_and_per_student_pdfs(pdf_build, example_students):
     folders = sorted(p.name for p in (pdf_build / "students").iterdir())
     assert len(folders) == len(example_students)
     for kind in ("problems", "solutions"):
-        total = sum(pages(pdf_build / "students" / f / f"{kind}.pdf") for f in folders)
+        total = sum(pages(sheet(pdf_build, kind, f)) for f in folders)
         assert total == pages(pdf_build / f"{kind}.pdf")
     for f in folders:  # a worked solution is longer than the problem it solves
-        assert pages(pdf_build / "students" / f / "solutions.pdf") >= \
-            pages(pdf_build / "students" / f / "problems.pdf")
+        assert pages(sheet(pdf_build, "solutions", f)) >= pages(sheet(pdf_build, "problems", f))
+        # what is handed out holds no solutions (they wait beside it for the deadline)
+        assert sorted(p.name for p in (pdf_build / "students" / f).iterdir()) == \
+            ["problems.pdf", "submission.json"]
 
 
 @pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler-utils")
@@ -45,7 +51,7 @@ def test_each_students_pdf_is_theirs(pdf_build, example_students):
     ids = [s.id for s in example_students]
     for s in example_students:
         for kind in ("problems", "solutions"):
-            t = text(pdf_build / "students" / s.id / f"{kind}.pdf")
+            t = text(sheet(pdf_build, kind, s.id))
             assert f"({s.id})" in t
             assert not any(f"({other})" in t for other in ids if other != s.id)
     assert "Question 1" in text(pdf_build / "students" / ids[0] / "problems.pdf")
