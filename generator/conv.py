@@ -82,8 +82,15 @@ def check_layer(p: dict[str, Any], c_out: int | None = None) -> tuple[int, int]:
     return int(stride), int(padding)
 
 
+MAX_SIDE = 32  # of a padded input: a sheet shows nothing larger, and nothing larger is worked by hand
+
+
 def check_fit(hw: tuple[int, int], khw: tuple[int, int], p: dict[str, Any]) -> tuple[int, int]:
-    """The output side lengths, or ParamError when the kernel does not fit."""
+    """The output side lengths, or ParamError when the kernel does not fit (or the padded
+    input or the stride is beyond any sheet's size: a padding of 10^5 would need 300 GB)."""
+    if max(hw) + 2 * int(p["padding"]) > MAX_SIDE or int(p["stride"]) > MAX_SIDE:
+        raise ParamError(f"the padded input ({hw[0]}x{hw[1]}, padding {p['padding']}) and the "
+                         f"stride must stay within {MAX_SIDE}, a sheet's size")
     out = tuple(output_size(n, k, int(p["stride"]), int(p["padding"])) for n, k in zip(hw, khw))
     if min(out) < 1:
         raise ParamError(f"the {khw[0]}x{khw[1]} kernel does not fit the {hw[0]}x{hw[1]} "
