@@ -373,5 +373,14 @@ def schema(which: str, show_path: bool) -> None:
         click.echo(ref.read_text(encoding="utf-8"), nl=False)
 
 
+def _add_exporters() -> None:
+    from deepdrill.export.commands import export
+
+    cli.add_command(export)
+
+
+_add_exporters()
+
+
 def main() -> None:
     cli(prog_name="deepdrill")

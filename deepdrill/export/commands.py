@@ -1,0 +1,14 @@
+"""`deepdrill export ...`: one subcommand per target system. Each exporter module defines
+its subcommand on :data:`export` and is imported at the bottom of this file."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.group(help="Export a build's variants or a class's grades for an LMS or autograder.")
+def export() -> None:
+    pass
+
+
+# The exporters' subcommands (each module adds its own with @export.command()).
