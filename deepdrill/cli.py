@@ -1,4 +1,4 @@
-"""The `deepdrill` command: list, solve, check, build, grade, schema."""
+"""The `deepdrill` command: list, solve, check, build, grade, lookup, schema, export."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ Typical use:
   deepdrill solve conv2d_forward --params '{...}'   a worked solution
   deepdrill build set3.toml --roster class.csv      one sheet per student
   deepdrill grade --key output/set3/key.json submissions/
+  deepdrill lookup --key output/set3/key.json 4VA4-7P75   whose sheet or question
 
 Run `deepdrill COMMAND --help` for each command's options.
 """
@@ -358,6 +359,33 @@ def _print_summary(report: Any) -> None:
         click.echo(f"  {e.status:<16} {e.file}: {'; '.join(e.messages)[:120]}")
     if len(problems) > 20:
         click.echo(f"  ... and {len(problems) - 20} more in report.json")
+
+
+@cli.command()
+@click.option("--key", "key_path", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The key.json written by `deepdrill build`.")
+@click.argument("codes", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print what each code names, with the variant.")
+def lookup(key_path: Path, codes: tuple[str, ...], as_json: bool) -> None:
+    """Find the student and question a printed code belongs to.
+
+    Every sheet prints a sheet code (under the student's name and at the foot of every
+    page) and every question a question code, e.g. 4VA4-7P75: so a paper with a smudged
+    name, or a photo of one question, leads back to the key. Case, hyphens and spaces do
+    not matter, and I, L and O are read as 1, 1 and 0. A code with a misread character
+    fails its check character; the codes of the key one character away are suggested.
+    """
+    from deepdrill.grader.lookup import find
+
+    found = [find(key_path, c) for c in codes]
+    if as_json:
+        click.echo(json.dumps([{"code": f.code, "student_id": f.student_id, "name": f.name,
+                                "folder": f.folder, "question": f.label, "variant": f.variant}
+                               for f in found], indent=2))
+        return
+    for f in found:
+        click.echo(f.describe())
 
 
 @cli.command()

@@ -106,7 +106,7 @@ def sheets(assignment: Assignment, builds: list[StudentBuild]) -> list[Sheet]:
     return [Sheet(assignment.title, assignment.course,
                   [Question(i + 1, q.points, b.variants[q.label], q.label, q.carry_forward)
                    for i, q in enumerate(assignment.questions)],
-                  b.student.name, b.student.id)
+                  b.student.name, b.student.id, seed=b.seed)
             for b in builds]
 
 

@@ -18,6 +18,7 @@ import jinja2
 
 from . import latex
 from .exercise import get
+from deepdrill.model.codes import variant_code
 from deepdrill.model.fields import Field, Kind, describe_shape, flatten
 from deepdrill.model.tolerance import DEFAULT_RTOL, Mode, default_floor
 from deepdrill.model.variant import Variant
@@ -108,9 +109,11 @@ class Question:
     def context(self, solutions: bool) -> dict[str, Any]:
         ex = get(self.variant.type)
         params = self.variant.params
+        label = self.label or f"q{self.number}"
         return {
             "number": self.number,
-            "label": self.label or f"q{self.number}",
+            "label": label,
+            "code": variant_code(label, self.variant.seed),
             "points": self.points,
             "carry_note": carry_note(self.carry_forward),
             "title": ex.title,
@@ -137,6 +140,7 @@ class Sheet:
     student_name: str | None = None
     student_id: str | None = None
     notes: list[str] = field(default_factory=list)
+    seed: int | None = None  # the student's: gives the sheet's printed code
 
     def context(self, solutions: bool) -> dict[str, Any]:
         return {
@@ -144,6 +148,7 @@ class Sheet:
             "course": self.course,
             "student_name": self.student_name,
             "student_id": self.student_id,
+            "code": variant_code("sheet", self.seed) if self.seed is not None else None,
             "total_points": sum(q.points for q in self.questions),
             "carry_forward": any(q.carry_forward > 0 for q in self.questions),
             "questions": [q.context(solutions) for q in self.questions],
