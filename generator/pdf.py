@@ -23,8 +23,8 @@ from .render import Sheet, render_document
 
 PDFLATEX_TIMEOUT = 600  # seconds for one document
 INSTALL_HINT = ("install TeX Live: on Debian/Ubuntu `sudo apt-get install texlive-latex-base "
-                "texlive-latex-recommended lmodern` (what scripts/setup.sh installs), "
-                "or build with --no-pdf")
+                "texlive-latex-recommended texlive-pictures lmodern` (what scripts/setup.sh "
+                "installs), or build with --no-pdf")
 
 
 def pdflatex() -> str:

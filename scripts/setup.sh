@@ -8,8 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TEX_PACKAGES="texlive-latex-base texlive-latex-recommended lmodern poppler-utils"
-TEX_FILES="booktabs.sty geometry.sty amsmath.sty lmodern.sty"
+TEX_PACKAGES="texlive-latex-base texlive-latex-recommended texlive-pictures lmodern poppler-utils"
+TEX_FILES="booktabs.sty geometry.sty amsmath.sty lmodern.sty tikz.sty pgfplots.sty"
 WITH_TESTS=0
 [ "${1:-}" = "--tests" ] && WITH_TESTS=1
 
@@ -28,7 +28,7 @@ if ! have_tex; then
     echo "setup: pdflatex or its LaTeX packages are missing and cannot be installed from here." >&2
     echo "       Ask an administrator to run:" >&2
     echo "         sudo apt-get install $TEX_PACKAGES" >&2
-    echo "       (elsewhere: TeX Live with booktabs, geometry, amsmath, lmodern; and poppler)." >&2
+    echo "       (elsewhere: TeX Live with booktabs, geometry, amsmath, lmodern, tikz, pgfplots; and poppler)." >&2
     echo "       Until then use 'deepdrill build --no-pdf'; PDF tests are skipped." >&2
   fi
 fi
