@@ -58,6 +58,10 @@ class FieldResult:
     mistake: str | None = None
     carried: float = 0.0  # the part of ``score`` earned by carried-forward credit
     consistent_with: dict[str, Any] | None = None  # the student's values it was right for
+    # of a value partly right: the flat indices of the entries credited by nothing, and of
+    # those credited as carried forward (feedback sheets mark them)
+    wrong_entries: list[int] | None = None
+    carried_entries: list[int] | None = None
 
     def to_json(self) -> dict[str, Any]:
         out = {"correct": self.correct, "score": round(self.score, 4),
@@ -66,6 +70,9 @@ class FieldResult:
         if self.carried:
             out["carried_forward"] = round(self.carried, 4)
             out["consistent_with"] = self.consistent_with
+        if self.wrong_entries is not None:
+            out["wrong_entries"] = self.wrong_entries
+            out["carried_entries"] = self.carried_entries
         return out
 
 
@@ -150,7 +157,8 @@ def score_field(r: Reading, policy: CreditPolicy) -> FieldResult:
                         f"{_values_text(r.consistent_with)} ({how})"
     return FieldResult(False, score, share, r.key_value, r.echo,
                        _with_mistake(feedback, mistake), name, part,
-                       r.consistent_with or None if carried.any() else None)
+                       r.consistent_with or None if carried.any() else None,
+                       np.flatnonzero(~right & ~carried).tolist(), np.flatnonzero(carried).tolist())
 
 
 def _values_text(values: dict[str, Any]) -> str:
