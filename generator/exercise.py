@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from deepdrill.errors import DeepdrillError, InternalError, ParamError
+from deepdrill.model import expressions
 from deepdrill.model.fields import Field, Kind, flatten, shape_of
 from deepdrill.model.tolerance import Mode, default_floor, entries_match
 from deepdrill.model.variant import Mistake, Variant
@@ -208,6 +209,8 @@ def _refuse_non_finite(answers: Mapping[str, Any]) -> None:
     """Parameters whose answers overflow (1e300 squared) are no exercise: say so, rather
     than store infinities no student can match and no JSON tool can read."""
     for name, value in answers.items():
+        if isinstance(value, str):  # a formula
+            continue
         if not np.all(np.isfinite(np.asarray(flatten(value), dtype=float))):
             raise ParamError(f"these parameters make {name} overflow to infinity or NaN; use "
                              f"numbers of the size a sheet prints")
@@ -263,7 +266,11 @@ def _distinct_mistakes(ex: Exercise, params: dict[str, Any], fields: list[Field]
 
 
 def differs(f: Field, value: Any, right: Any) -> bool:
-    """Whether a value (JSON) is told apart from the right one under the field's tolerance."""
+    """Whether a value (JSON) is told apart from the right one under the field's tolerance
+    (a formula: by meaning)."""
+    if f.kind is Kind.EXPRESSION:
+        return not expressions.equivalent(expressions.parse(value, f.symbols),
+                                          expressions.parse(right, f.symbols))
     if shape_of(value) != shape_of(right):
         return True
     theirs = np.asarray(flatten(value), dtype=float)

@@ -71,11 +71,19 @@ def environment() -> jinja2.Environment:
     return env
 
 
+def _describe(f: Field) -> str:
+    """What a field's answer looks like, as the sheet says it."""
+    if f.kind is Kind.EXPRESSION:
+        return f"a formula in {', '.join(f.symbols)}, typed as text"
+    return describe_shape(f.shape)
+
+
 def tolerance_note(f: Field, answer: Any) -> str | None:
     """What the sheet says under a field whose tolerance is not the default one (the
     sheet's opening note states the default)."""
     tol = f.tolerance
-    if tol.mode is Mode.COUNT or (tol.mode is Mode.EXACT and f.kind is Kind.INTEGER):
+    if f.kind is Kind.EXPRESSION or tol.mode is Mode.COUNT or \
+            (tol.mode is Mode.EXACT and f.kind is Kind.INTEGER):
         return None
     if tol.mode is Mode.RELABS and tol.rtol == DEFAULT_RTOL and \
             tol.atol == float(f"{default_floor(flatten(answer), tol.rtol):.2g}"):
@@ -124,7 +132,7 @@ class Question:
             "problem": ex.problem(params),
             "steps": ex.worked(params, self.variant.values or ex.values(params))
             if solutions else {},
-            "fields": [{"name": f.name, "label": f.label, "shape": describe_shape(f.shape),
+            "fields": [{"name": f.name, "label": f.label, "shape": _describe(f),
                         "tolerance": tolerance_note(f, self.variant.answers[f.name])}
                        for f in self.variant.fields],
         }

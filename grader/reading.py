@@ -13,6 +13,7 @@ import numpy as np
 
 from deepdrill.model.fields import (Field, Kind, describe_shape, flatten, is_ragged, shape_of,
                                     size)
+from deepdrill.model import expressions
 from deepdrill.model.tolerance import entries_match
 from deepdrill.model.variant import Mistake
 
@@ -42,6 +43,7 @@ class Reading:
     mistake: Mistake | None = None
     key_value: Any = None
     exact: bool = False  # every entry exactly the key's: nothing to recompute from it
+    formula: Any = None  # of an expression field: the parsed formula
 
     @property
     def readable(self) -> np.ndarray:
@@ -76,6 +78,8 @@ def read_field(f: Field, expected: Any, given: Any, share: float) -> Reading:
     r = Reading(f, share, given, key_value=expected)
     if given is None:
         return r
+    if f.kind is Kind.EXPRESSION:
+        return read_formula(r)
     leaves = flatten(given)  # once: conform() keeps their order, echo and parsing reuse them
     if given == expected and all(type(x) in _PLAIN for x in leaves):
         # Exactly the key, in plain JSON numbers (type() also keeps out True == 1): the
@@ -100,6 +104,34 @@ def read_field(f: Field, expected: Any, given: Any, share: float) -> Reading:
                 entries_match(f.tolerance, r.values, alt).all():
             r.ok[:] = True
     return r
+
+
+def read_formula(r: Reading) -> Reading:
+    """A formula: parsed by the grammar (never evaluated as code) and compared with the
+    key's by meaning. Its one entry is right or wrong; text that does not parse gets the
+    parser's message (where, and what was expected)."""
+    r.echo = _echo_leaf(r.given)
+    r.ok = np.zeros(1, dtype=bool)
+    try:
+        r.formula = expressions.parse(r.given, r.field.symbols)
+    except expressions.FormulaError as err:
+        r.errors = {0: str(err)}
+        return r
+    r.ok[0] = expressions.equivalent(r.formula, expressions.parse(r.key_value, r.field.symbols))
+    r.exact = bool(r.ok[0])
+    return r
+
+
+def formula_mistake(r: Reading, mistakes: tuple[Mistake, ...]) -> Mistake | None:
+    """The stored mistake whose formula the student's wrong one means, if any."""
+    if r.formula is None or r.ok is None or r.ok.all():
+        return None
+    for m in mistakes:
+        theirs = m.answers.get(r.field.name)
+        if isinstance(theirs, str) and expressions.equivalent(
+                r.formula, expressions.parse(theirs, r.field.symbols)):
+            return m
+    return None
 
 
 def conform(given: Any, want_shape: list) -> Any | None:

@@ -30,7 +30,7 @@ from deepdrill.model.fields import size
 from deepdrill.model.variant import Mistake, Variant
 
 from .follow import Steps
-from .reading import Reading, kind_of, read_field
+from .reading import Reading, formula_mistake, kind_of, read_field
 
 MAX_LISTED = 4  # wrong entries named in one feedback line
 
@@ -112,6 +112,9 @@ def grade_question(variant: Variant, answers: Any, points: float,
                 for f in variant.fields}
     if any(r.needs_following for r in readings.values()):
         Steps(variant, readings).follow()
+    for r in readings.values():  # formulas are not followed: their mistakes are named here
+        if r.formula is not None and r.mistake is None:
+            r.mistake = formula_mistake(r, variant.mistakes)
     results = {name: score_field(r, policy) for name, r in readings.items()}
     return QuestionResult(sum(r.score for r in results.values()), float(points), results, notes)
 
@@ -151,7 +154,8 @@ def score_field(r: Reading, policy: CreditPolicy) -> FieldResult:
     if carried.any() and (right | carried).all():
         feedback = f"right for your {_values_text(r.consistent_with)} ({how})"
     else:
-        feedback = _entry_feedback(f.shape, right, carried, r.errors, policy)
+        feedback = _entry_feedback(f.shape, right, carried, r.errors, policy,
+                                   r.formula is not None or bool(f.symbols))
         if carried.any():
             feedback += f"; {int(carried.sum())} right for your " \
                         f"{_values_text(r.consistent_with)} ({how})"
@@ -189,7 +193,7 @@ def _index(flat: int, shape: list) -> str:
 
 
 def _entry_feedback(shape: list, right: np.ndarray, carried: np.ndarray,
-                    errors: dict[int, str], policy: CreditPolicy) -> str:
+                    errors: dict[int, str], policy: CreditPolicy, formula: bool = False) -> str:
     n = len(right)
     parts = []
     if n > 1:
@@ -199,7 +203,8 @@ def _entry_feedback(shape: list, right: np.ndarray, carried: np.ndarray,
     if wrong:
         listed = ", ".join(_index(i, shape) for i in wrong[:MAX_LISTED])
         more = f" and {len(wrong) - MAX_LISTED} more" if len(wrong) > MAX_LISTED else ""
-        parts.append(("wrong: " + listed + more) if n > 1 else "not within tolerance")
+        parts.append(("wrong: " + listed + more) if n > 1 else
+                     "not the expected formula" if formula else "not within tolerance")
     for i, msg in list(errors.items())[:MAX_LISTED]:
         parts.append(f"{_index(i, shape)}: {msg}" if n > 1 else msg)
     return "; ".join(parts)

@@ -40,6 +40,7 @@ OPTIONS: dict[str, list[dict[str, Any]]] = {
 }
 PINNED: dict[str, list[dict[str, Any]]] = {
     "conv2d_forward": [{"activation": "relu", "padding": 1}, {"stride": 2}],
+    "cross_entropy": [{"formula": True}],
 }
 
 
@@ -110,6 +111,8 @@ def as_student_writes(f, value: Any, rng: np.random.Generator) -> Any:
     """The right value moved within its tolerance and written as text or a fraction."""
     if isinstance(value, list):
         return [as_student_writes(f, v, rng) for v in value]
+    if f.kind is Kind.EXPRESSION:  # the same formula, written another way
+        return rng.choice([f"1*({value})", f"-(-({value}))", value.replace(" ", "")])
     if f.kind is Kind.INTEGER:
         return f"{value:.4e}" if abs(value) >= BIG_COUNT else str(value)
     tol = f.tolerance
@@ -189,6 +192,8 @@ def wrong_value(f, value: Any) -> Any:
     """A clearly wrong value of the same shape (a student's slip somewhere earlier)."""
     if isinstance(value, list):
         return [wrong_value(f, v) for v in value]
+    if f.kind is Kind.EXPRESSION:
+        return f"{value} + 1"
     return value + 1 if f.kind is Kind.INTEGER else round(value * 1.5 + 0.5, 4)
 
 

@@ -27,6 +27,7 @@ Shape = list  # list[int] (rectangular) or list[Shape] (ragged)
 class Kind(str, enum.Enum):
     INTEGER = "integer"  # shapes, counts: parsed as whole numbers
     REAL = "real"  # compared with a tolerance
+    EXPRESSION = "expression"  # a formula typed as text, compared by meaning
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Field:
     parts: tuple[str, ...] = ()
     alternatives: tuple[Any, ...] = ()  # other accepted answers (a blank with several values)
     depends_on: tuple[str, ...] = ()  # the fields whose steps this one's are computed from
+    symbols: tuple[str, ...] = ()  # of an expression field: the names a formula may use
 
     @property
     def steps(self) -> tuple[str, ...]:
@@ -67,6 +69,8 @@ class Field:
             out["alternatives"] = list(self.alternatives)
         if self.depends_on:
             out["depends_on"] = list(self.depends_on)
+        if self.symbols:
+            out["symbols"] = list(self.symbols)
         return out
 
     @classmethod
@@ -75,7 +79,8 @@ class Field:
         return cls(data["name"], data["label"], _KINDS[data["kind"]], data["shape"],
                    Tolerance.from_json(data["tolerance"]), data.get("weight", 1.0),
                    None if ew is None else tuple(ew), tuple(data.get("parts", ())),
-                   tuple(data.get("alternatives", ())), tuple(data.get("depends_on", ())))
+                   tuple(data.get("alternatives", ())), tuple(data.get("depends_on", ())),
+                   tuple(data.get("symbols", ())))
 
 
 _KINDS = {k.value: k for k in Kind}
@@ -101,6 +106,12 @@ def real(name: str, label: str, shape: Shape, weight: float = 1.0, *,
     return Field(name, label, Kind.REAL, shape, tolerance or Tolerance(), weight,
                  None if entry_weights is None else tuple(float(w) for w in entry_weights),
                  tuple(parts))
+
+
+def formula(name: str, label: str, symbols: tuple[str, ...], weight: float = 1.0) -> Field:
+    """A formula answer: text in ``symbols`` (``s_i - y_i``), graded by meaning
+    (:mod:`deepdrill.model.expressions`); its key is the formula as text."""
+    return Field(name, label, Kind.EXPRESSION, [], Tolerance(), weight, symbols=tuple(symbols))
 
 
 # -- shapes -------------------------------------------------------------------

@@ -38,7 +38,7 @@ from deepdrill.generator import latex
 from deepdrill.generator.exercise import Exercise, jsonable, register, require
 from deepdrill.generator.randomness import draw_until
 from deepdrill.generator.steps import Slip, Step, rerun, run
-from deepdrill.model.fields import real
+from deepdrill.model.fields import formula, real
 
 from .softmax import GRAPH as SOFTMAX_GRAPH
 from .softmax import (MAX_DRAWS, check_logits, clear_of, constant_answers, draw_logit_rows,
@@ -143,6 +143,19 @@ def no_batch_mean(one_hot: np.ndarray) -> int:
     return 1
 
 
+# The gradient as a formula, for one example (the option `formula`): typed as text in
+# s_i and y_i, graded by meaning; its typical wrong forms are the slips' formulas.
+FORMULA, FORMULA_SYMBOLS = "s_i - y_i", ("s_i", "y_i")
+
+
+def constant(text: str) -> Any:
+    return partial(str, text)
+
+
+def grad_reversed(probabilities: Any, one_hot: np.ndarray, batch_size: int) -> np.ndarray:
+    return (one_hot - np.asarray(probabilities, dtype=float)) / batch_size
+
+
 SLIPS = (
     Slip("log10", "you used log base 10; cross-entropy uses the natural logarithm",
          swaps={"example_losses": example_losses_log10}),
@@ -150,8 +163,18 @@ SLIPS = (
          "probable) class instead of the target class",
          swaps={"target_probabilities": predicted_probabilities}),
     Slip("grad_is_s", "you gave s as the gradient; the gradient is s - y (divided by N for "
-         "a batch)", swaps={"grad_logits": grad_without_target}),
+         "a batch)", swaps={"grad_logits": grad_without_target,
+                            "grad_formula": constant("s_i")}),
+    Slip("grad_sign", "you flipped the sign of the gradient: it is s - y, not y - s (the "
+         "loss falls as the target's logit rises)", swaps={"grad_logits": grad_reversed,
+                                                          "grad_formula": constant("y_i - s_i")}),
 )
+FORMULA_SLIPS = (
+    Slip("grad_wrt_probabilities", "you gave the gradient with respect to the probabilities, "
+         "-y_i / s_i; through the softmax it becomes s_i - y_i",
+         swaps={"grad_formula": constant("-y_i/s_i")}),
+)
+FORMULA_STEP = Step("grad_formula", constant(FORMULA), ())
 SUMMED_OVER_BATCH = Slip("summed_over_batch", "you summed over the batch instead of taking "
                          "the mean, so the loss and gradient are N times too large",
                          swaps={"batch_size": no_batch_mean})
@@ -232,7 +255,7 @@ class CrossEntropy(Exercise):
     id = "cross_entropy"
     title = "Softmax cross-entropy: loss and gradient"
     summary = "softmax cross-entropy loss and its gradient for one example or a batch"
-    params = ("logits", "target")
+    params = ("logits", "target", "formula")
     # classes None: 3 or 4; batch None: one example; one_hot: draw targets as one-hot lists
     options = {"classes": None, "batch": None, "one_hot": False}
     work_space = "7cm"
@@ -258,13 +281,18 @@ class CrossEntropy(Exercise):
         return p
 
     def check(self, params):
-        require(params, *self.params)
+        require(params, "logits", "target")
         check_logits(params["logits"])
         check_target(params["target"], params["logits"])
-        return {"logits": jsonable(params["logits"]), "target": jsonable(params["target"])}
+        formula = params.get("formula", False)
+        if not isinstance(formula, bool):
+            raise ParamError("formula must be true or false (true also asks for dL/dz_i as a "
+                             "formula in s_i and y_i)")
+        return {"logits": jsonable(params["logits"]), "target": jsonable(params["target"]),
+                "formula": formula}
 
     def graph(self, params):
-        return GRAPH
+        return (*GRAPH, FORMULA_STEP) if params.get("formula") else GRAPH
 
     def fields(self, params, values):
         shape = list(np.shape(params["logits"]))
@@ -274,16 +302,20 @@ class CrossEntropy(Exercise):
                 real("loss", "the cross-entropy loss" + (" (mean over the batch)" if batch
                                                          else ""), []),
                 real("grad_logits", "the gradient of the loss with respect to the logits" +
-                     (", one row per example" if batch else ""), shape)]
+                     (", one row per example" if batch else ""), shape),
+                *([formula("grad_formula", "dL/dz_i for one example, as a formula in s_i "
+                           "and y_i", FORMULA_SYMBOLS)] if params.get("formula") else [])]
 
     def slips(self, params):
         z = np.asarray(params["logits"])
-        return [*SLIPS, SUMMED_OVER_BATCH] if z.ndim == 2 and len(z) > 1 else list(SLIPS)
+        slips = [*SLIPS, *(FORMULA_SLIPS if params.get("formula") else ())]
+        return [*slips, SUMMED_OVER_BATCH] if z.ndim == 2 and len(z) > 1 else slips
 
     def problem(self, params):
         z = np.atleast_2d(params["logits"])
         y = np.atleast_2d(one_hot(params["target"], params["logits"]))
         return {"batch": np.ndim(params["logits"]) == 2, "n": len(z), "classes": z.shape[1],
+                "formula": bool(params.get("formula")),
                 "rows": [{"z": latex.row(zr), "y": latex.row(yr), "t": int(np.argmax(yr))}
                          for zr, yr in zip(z, y)]}
 
