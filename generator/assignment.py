@@ -149,17 +149,21 @@ def _schema() -> dict[str, Any]:
     return json.loads(text.read_text(encoding="utf-8"))
 
 
-def load_roster(path: Path) -> tuple[list[Student], str]:
-    """Students from a CSV with an id and a name column, and the file's sha256."""
+def load_roster(path: Path, notes: list[str] | None = None) -> tuple[list[Student], str]:
+    """Students from a CSV with an id and a name column, or from a Canvas or Moodle roster
+    export as downloaded (see deepdrill.generator.rosters), and the file's sha256.
+
+    ``notes`` receives which columns were used and which rows were skipped, and why."""
+    from .rosters import read_roster
+
     try:
         raw = path.read_bytes()
     except OSError as err:
         raise DeepdrillError(f"cannot read roster {path}: {err.strerror}") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise DeepdrillError(f"{path}: the roster is not UTF-8 text; save it as CSV UTF-8") from None
-    return parse_roster(text, str(path)), hashlib.sha256(raw).hexdigest()
+    roster = read_roster(raw, str(path))
+    if notes is not None:
+        notes += roster.summary()
+    return roster.students, hashlib.sha256(raw).hexdigest()
 
 
 def parse_roster(text: str, source: str = "roster") -> list[Student]:

@@ -12,3 +12,5 @@ def export() -> None:
 
 
 # The exporters' subcommands (each module adds its own with @export.command()).
+from . import gradebook  # noqa: E402,F401  (canvas-grades, moodle-grades)
+from . import gradescope  # noqa: E402,F401
