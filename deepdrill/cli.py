@@ -246,7 +246,8 @@ def _progress(quiet: bool) -> Callable[[str, int, Callable[[Callable[[int], None
 @click.argument("assignment_file", metavar="ASSIGNMENT.toml",
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--roster", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="CSV with an id and a name column: one personal sheet per student.")
+              help="CSV with an id and a name column, or a Canvas gradebook or Moodle "
+                   "participants/grades export as downloaded: one personal sheet per student.")
 @click.option("--variants", type=click.IntRange(min=1), help="Without a roster: N numbered variants.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Output folder [default: output/<assignment name>].")
@@ -275,13 +276,13 @@ def build(assignment_file: Path, roster: Path | None, variants: int | None, out:
     if (roster is None) == (variants is None):
         raise DeepdrillError("give either --roster CSV or --variants N")
     assignment = load_assignment(assignment_file)
+    notes: list[str] = []  # the roster's columns and skipped rows, then the build's own
     if roster is not None:
-        students, digest = load_roster(roster)
+        students, digest = load_roster(roster, notes)
         roster_info = {"file": str(roster), "sha256": digest, "students": len(students)}
     else:
         students, roster_info = numbered_students(variants or 0), {"variants": variants}
     out = out or Path("output") / assignment_file.stem
-    notes: list[str] = []
     run_build(assignment, students, out, pdf=not no_pdf, roster_info=roster_info, workers=jobs,
               progress=_progress(quiet), fresh=fresh, notes=notes)
     click.echo(f"built {len(students)} sheet(s) of {len(assignment.questions)} question(s) in {out}/")
@@ -321,14 +322,23 @@ def grade(key_path: Path, submissions: tuple[Path, ...], out: Path | None, max_b
     from deepdrill.grader.batch import (collect_files, grade_files, load_key, out_locked,
                                         write_reports)
 
+    import signal
+
     key = load_key(key_path)
     files, skipped = collect_files(submissions)
     out = out or key_path.parent / "grades"
-    with out_locked(out):  # refused now, not after grading, if another grader writes there
-        report = _progress(quiet)("grading", len(files),
-                                  lambda tick: grade_files(key, files, max_bytes, tick,
-                                                           skipped=skipped))
-        csv_path, json_path = write_reports(report, out)
+    plain_kill = signal.signal(signal.SIGTERM, signal.default_int_handler)  # as Ctrl-C
+    try:
+        with out_locked(out):  # refused now, not after grading, if another grader writes there
+            report = _progress(quiet)("grading", len(files),
+                                      lambda tick: grade_files(key, files, max_bytes, tick,
+                                                               skipped=skipped))
+            csv_path, json_path = write_reports(report, out)
+    except KeyboardInterrupt:
+        raise DeepdrillError(f"interrupted before the reports were written; the previous "
+                             f"grades.csv and report.json in {out}, if any, are intact") from None
+    finally:
+        signal.signal(signal.SIGTERM, plain_kill)
     if not quiet:
         _print_summary(report)
     click.echo(f"wrote {csv_path} and {json_path}")

@@ -4,25 +4,38 @@ Every input file appears in the report exactly once, with a status:
 
 * ``graded``: counted for its student (messages say what could not be credited);
 * ``superseded``: another file of the same student is newer; graded, not counted;
+* ``id_mismatch``: named for one student on the roster (``s001.json``) but saying it is
+  another's (``"student_id": "s002"``); graded, counted for neither: the TA decides;
 * ``unreadable``: nothing could be read (not JSON, too large, ...); scores 0;
 * ``unknown_student``: the student id is not in the key; scores 0;
 * ``error``: deepdrill itself failed on the file (a bug to report); scores 0;
-* ``skipped``: found in a submissions folder but not read: not a ``.json`` file, or a
-  hidden file (macOS metadata and the like).
+* ``skipped``: found in a submissions folder but not read: not a ``.json`` file, a
+  hidden file (macOS metadata and the like), a link to a folder or one that loops, or a
+  folder that cannot be listed.
 
-Students in the key without a counted file get a row with status ``no_submission``.
+Students in the key without a counted file get a row with status ``no_submission``
+(``id_mismatch`` when a mismatched file names or claims them).
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import ctypes
 import datetime as dt
+import errno
+import fcntl
 import gc
+import io
 import math
 import multiprocessing as mp
 import os
-from collections.abc import Callable, Iterable
+import secrets
+import signal
+import stat
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +53,13 @@ from .submission import MAX_BYTES, Submission, read_submission
 REPORT_FORMAT = "deepdrill-report/1"
 PARALLEL_FROM = 100  # files; fewer are graded faster in this process than by forking workers
 CHUNKS_PER_WORKER = 2
+LOCK_FILE = ".deepdrill-grade.lock"  # in --out: one grader at a time writes there
+LOCK_WAIT_S = 5.0  # a second grader into the same --out waits this long, then refuses
+LOCK_POLL_S = 0.1
+REPORT_FILES = ("report.json", "grades.csv")  # replaced in this order: grades.csv last
+NOT_A_FILE = "not a regular file (a pipe, socket or device); not graded"
+AWAITS_TA = "not counted: rename the file or fix its student_id, then grade again"
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 @dataclass(frozen=True)
@@ -80,15 +100,24 @@ class Key:
     questions: list[KeyQuestion]
     students: dict[str, KeyStudent]
     raw_assignment: dict[str, Any]
+    _folders: dict[str, KeyStudent] | None = field(default=None, repr=False)
 
     @property
     def max_score(self) -> float:
         return sum(q.points for q in self.questions)
 
+    @property
+    def folders(self) -> dict[str, KeyStudent]:
+        """Students by folder name (built once: every file's name is looked up here)."""
+        if self._folders is None:
+            self._folders = {}
+            for s in self.students.values():
+                self._folders.setdefault(s.folder, s)
+        return self._folders
+
     def by_file_stem(self, stem: str) -> KeyStudent | None:
-        if stem in self.students:
-            return self.students[stem]
-        return next((s for s in self.students.values() if s.folder == stem), None)
+        """The student a file is named for: ``<id>.json`` or ``<folder>.json``."""
+        return self.students.get(stem) or self.folders.get(stem)
 
 
 @contextlib.contextmanager
@@ -194,33 +223,82 @@ def collect_files(inputs: Iterable[Path]) -> tuple[list[Path], list[tuple[Path, 
     """Submission files from files and folders, each once; and what a folder held besides.
 
     A file named on the command line is always read. In a folder, every ``*.json``
-    file (any case) below it is a submission; every other file is returned with the
-    reason it is not graded, so the report can list it rather than drop it silently.
+    file (any case) below it is a submission; every other entry (another file, a link to
+    a folder, a folder that cannot be listed) is returned with the reason it is not
+    graded, so the report can list it rather than drop it silently.
     """
     seen: dict[Path, Path] = {}
     skipped: dict[Path, tuple[Path, str]] = {}
     for p in inputs:
         if p.is_dir():
-            for q in sorted(x for x in p.rglob("*") if not x.is_dir()):
-                reason = _not_a_submission(q.relative_to(p)) or _not_a_file(q)
+            for q, reason in sorted(_walk(p), key=lambda found: found[0]):
                 if reason:
-                    skipped.setdefault(q.resolve(), (q, reason))
+                    skipped.setdefault(_identity(q), (q, reason))
                 else:
-                    seen.setdefault(q.resolve(), q)
+                    seen.setdefault(_identity(q), q)
         elif p.exists():
-            seen.setdefault(p.resolve(), p)
+            seen.setdefault(_identity(p), p)
         else:
             raise DeepdrillError(f"no such file or folder: {p}")
     return list(seen.values()), [s for k, s in skipped.items() if k not in seen]
 
 
-def _not_a_file(path: Path) -> str | None:
-    """Why a folder entry that is no regular file is not read (never left out silently)."""
-    if path.is_file():
-        return None
-    if path.is_symlink() and not path.exists():
-        return "a link to nothing (a dangling symlink); not graded"
-    return "not a regular file (a pipe, socket or device); not graded"
+def _identity(path: Path) -> Path:
+    """The real path, to count a file reached twice once (a link that loops has none)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # Python 3.11 raises RuntimeError on a symlink loop
+        return Path(os.path.abspath(path))
+
+
+def _walk(root: Path) -> list[tuple[Path, str | None]]:
+    """Every entry below ``root``: ``(path, None)`` for a submission, ``(path, reason)``
+    for the rest, including each folder that cannot be listed. Links to folders are
+    listed, not followed: they can loop, or lead out of the submissions."""
+    found: list[tuple[Path, str | None]] = []
+    folders = [root]
+    while folders:
+        folder = folders.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = list(listing)
+        except OSError as err:
+            found.append((folder, _unlisted(err)))
+            continue
+        for entry in entries:
+            path = Path(folder, entry.name)
+            kind, reason = _entry_kind(entry, path)
+            if kind == "folder":
+                folders.append(path)
+            else:
+                found.append((path, reason or _not_a_submission(path.relative_to(root))))
+    return found
+
+
+def _unlisted(err: OSError) -> str:
+    return (f"folder cannot be listed ({err.strerror}); the files in it are not graded "
+            f"(make it readable, or name them on the command line)")
+
+
+def _entry_kind(entry: os.DirEntry[str], path: Path) -> tuple[str, str | None]:
+    """``("folder", None)`` to walk into, ``("file", None)`` to read if its name says
+    JSON, else ``("other", why it is not read)``."""
+    try:
+        if entry.is_dir(follow_symlinks=False):
+            return "folder", None
+        if not entry.is_symlink():
+            return ("file", None) if entry.is_file(follow_symlinks=False) else ("other", NOT_A_FILE)
+        target = os.stat(path)
+    except FileNotFoundError:
+        return "other", "a link to nothing (a dangling symlink); not graded"
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return "other", "a link that loops back on itself; not graded"
+        return "other", f"cannot be read ({err.strerror}); not graded"
+    if stat.S_ISDIR(target.st_mode):
+        return "other", ("a link to a folder, not followed (it may loop); name the folder "
+                         "on the command line to grade its files")
+    return ("file", None) if stat.S_ISREG(target.st_mode) else ("other", NOT_A_FILE)
 
 
 def _not_a_submission(relative: Path) -> str | None:
@@ -244,6 +322,7 @@ class Entry:
     questions: dict[str, QuestionResult] = field(default_factory=dict)
     score: float = 0.0
     mtime: float = 0.0
+    named_for: str | None = None  # id_mismatch: the roster student the file's name points at
     # After pack(): each question's (score, carried-forward credit), and the questions'
     # report already serialised (what a worker sends back instead of every field's objects).
     totals: dict[str, tuple[float, float]] = field(default_factory=dict)
@@ -282,9 +361,10 @@ def grade_submission(key: Key, sub: Submission) -> Entry:
     entry = Entry(shown(sub.path), "graded", sub.student_id, "", list(sub.notes), mtime=sub.mtime)
     if sub.error:
         entry.status, entry.messages = "unreadable", [sub.error, *entry.messages]
+    named = key.by_file_stem(sub.path.stem)
     student = key.students.get(sub.student_id) if sub.student_id else None
     if student is None and sub.student_id is None:
-        student = key.by_file_stem(sub.path.stem)
+        student = named
         if student:
             entry.student_id = student.id
             entry.messages.append(f"no student_id in the file; matched {student.id!r} by file name")
@@ -306,7 +386,21 @@ def grade_submission(key: Key, sub: Submission) -> Entry:
                                 q.policy)
         entry.questions[q.label] = result
     entry.score = sum(r.score for r in entry.questions.values())
+    if named is not None and named is not student:
+        _hold_for_the_ta(key, entry, named, answers)
     return entry
+
+
+def _hold_for_the_ta(key: Key, entry: Entry, named: KeyStudent, answers: dict[str, Any]) -> None:
+    """A file named for one student that says it is another's counts for neither: which
+    student wrote it is the TA's call. Its score against both students' numbers helps."""
+    theirs = sum(grade_question(named.variants[q.label], answers.get(q.label), q.points,
+                                q.policy).score for q in key.questions)
+    entry.status, entry.named_for = "id_mismatch", named.id
+    entry.messages.insert(0, f"named for {named.id} but says student_id {entry.student_id}: not "
+                             f"counted (scores {entry.score:.4g} on {entry.student_id}'s numbers, "
+                             f"{theirs:.4g} on {named.id}'s, of {key.max_score:g}); rename the "
+                             f"file or fix its student_id, then grade again")
 
 
 @dataclass
@@ -318,27 +412,52 @@ class Report:
         return {e.student_id: e for e in self.entries if e.status == "graded" and e.student_id}
 
     def student_rows(self) -> list[dict[str, Any]]:
-        """A row per student in the key, then a row per file that belongs to no student."""
+        """A row per student in the key, then a row per file that belongs to no student.
+
+        A student named or claimed by an ``id_mismatch`` file has it in their row's notes;
+        their row counts their own file if there is one, else its status is ``id_mismatch``.
+        """
         counted = self.counted()
         failed = {e.student_id: e for e in self.entries
                   if e.status == "unreadable" and e.student_id in self.key.students}
+        held = self.mismatches()
         rows = []
         for s in self.key.students.values():
             e = counted.get(s.id) or failed.get(s.id)
-            rows.append(self._row(s.id, s.name, e.status if e else "no_submission", e))
+            notes = [note for _, note in held.get(s.id, [])]
+            if e is None and notes:
+                rows.append(self._row(s.id, s.name, "id_mismatch", None, notes,
+                                      held[s.id][0][0].file))
+            else:
+                rows.append(self._row(s.id, s.name, e.status if e else "no_submission", e, notes))
         for e in self.entries:
             if e.status in ("unknown_student", "unreadable", "error") and \
                     e.student_id not in self.key.students:
                 rows.append(self._row(e.student_id or "", e.name, e.status, e))
         return rows
 
-    def _row(self, sid: str, name: str, status: str, e: Entry | None) -> dict[str, Any]:
+    def mismatches(self) -> dict[str, list[tuple[Entry, str]]]:
+        """Per student id, the files whose name and student_id disagree about them, each
+        with the note for that student's row: both students hear of it."""
+        held: dict[str, list[tuple[Entry, str]]] = {}
+        for e in self.entries:
+            if e.status == "id_mismatch" and e.named_for and e.student_id:
+                name, claimed = os.path.basename(e.file), e.student_id
+                held.setdefault(e.named_for, []).append(
+                    (e, f"{name} says student_id {claimed}; {AWAITS_TA}"))
+                held.setdefault(claimed, []).append(
+                    (e, f"{name} also claims {claimed} (named for {e.named_for}); {AWAITS_TA}"))
+        return held
+
+    def _row(self, sid: str, name: str, status: str, e: Entry | None,
+             notes: Iterable[str] = (), file: str | None = None) -> dict[str, Any]:
         scores = {q.label: round(e.score_of(q.label), 4) if e else 0.0
                   for q in self.key.questions}
         carried = e.carried if e else 0.0
-        return {"id": sid, "name": name, "status": status, "file": e.file if e else "",
+        return {"id": sid, "name": name, "status": status,
+                "file": file if file is not None else e.file if e else "",
                 "total": round(e.score, 4) if e else 0.0, "carried_forward": round(carried, 4),
-                "questions": scores}
+                "questions": scores, "notes": list(notes)}
 
     def status_counts(self) -> dict[str, int]:
         statuses: dict[str, int] = {}
@@ -412,13 +531,39 @@ def _grade_in_workers(key: Key, files: list[Path], max_bytes: int,
     chunks = [files[i:i + size] for i in range(0, len(files), size)]
     _WORKER_KEY = key
     try:
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
-            futures = [pool.submit(_grade_chunk, chunk, max_bytes) for chunk in chunks]
-            for f in as_completed(futures):
-                tick(len(f.result()))
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"),
+                                 initializer=_start_worker, initargs=(os.getpid(),)) as pool:
+            try:
+                futures = [pool.submit(_grade_chunk, chunk, max_bytes) for chunk in chunks]
+                for f in as_completed(futures):
+                    tick(len(f.result()))
+            except BaseException:  # Ctrl-C: stop now, not after the chunks being graded
+                _stop_now(pool)
+                raise
             return [e for f in futures for e in f.result()]
     finally:
         _WORKER_KEY = None
+
+
+def _stop_now(pool: ProcessPoolExecutor) -> None:
+    """Workers killed, chunks not yet started dropped. (The standard library can kill a
+    pool's workers only from Python 3.14, hence its private list of them.)"""
+    for worker in list((getattr(pool, "_processes", None) or {}).values()):
+        worker.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _start_worker(parent: int) -> None:
+    """A worker dies with the grading process, even one killed by ``kill -9``, rather than
+    grade on for nobody. Ctrl-C and a plain kill are the parent's to handle: it stops
+    the pool."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the request above took effect
+        os._exit(1)
 
 
 def _mark_superseded(entries: list[Entry]) -> None:
@@ -457,18 +602,134 @@ def spreadsheet_safe(text: str) -> str:
 
 @_no_gc_pauses()  # many small dicts, all kept until written, none in a cycle
 def write_reports(report: Report, out: Path) -> tuple[Path, Path]:
-    """grades.csv and report.json in ``out``."""
-    out.mkdir(parents=True, exist_ok=True)
+    """grades.csv and report.json in ``out``, both new or both as they were.
+
+    Each is written whole to a temporary file beside it and forced to disk before any
+    is replaced; then report.json replaces the old one, grades.csv last. A full disk or
+    a read-only folder raises a :class:`DeepdrillError` saying so, with the previous
+    files untouched and no temporary file left behind.
+    """
+    contents = {"report.json": orjson.dumps(report.to_json()) + b"\n",
+                "grades.csv": grades_csv(report).encode("utf-8")}
+    temps: list[Path] = []
+    replaced: list[str] = []
+    with out_locked(out):
+        try:
+            for name in REPORT_FILES:
+                temps.append(_write_temp(out, name, contents[name]))
+            for tmp, name in zip(temps, REPORT_FILES):
+                os.replace(tmp, out / name)
+                replaced.append(name)
+        except OSError as err:
+            raise DeepdrillError(_write_failed(out, err, replaced)) from None
+        finally:
+            for tmp in temps:
+                tmp.unlink(missing_ok=True)
+    return out / "grades.csv", out / "report.json"
+
+
+def grades_csv(report: Report) -> str:
+    """grades.csv's text: a row per student, every text cell spreadsheet-safe."""
     labels = [q.label for q in report.key.questions]
-    csv_path = out / "grades.csv"
-    with csv_path.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["id", "name", *labels, "total", "carried_forward", "max_score", "status",
-                    "file"])
-        for r in report.student_rows():
-            w.writerow([spreadsheet_safe(r["id"]), spreadsheet_safe(r["name"]),
-                        *(r["questions"][k] for k in labels), r["total"], r["carried_forward"],
-                        report.key.max_score, r["status"], spreadsheet_safe(r["file"])])
-    json_path = out / "report.json"
-    json_path.write_bytes(orjson.dumps(report.to_json()) + b"\n")
-    return csv_path, json_path
+    text = io.StringIO(newline="")
+    w = csv.writer(text)
+    w.writerow(["id", "name", *labels, "total", "carried_forward", "max_score", "status",
+                "file", "notes"])
+    for r in report.student_rows():
+        w.writerow([spreadsheet_safe(r["id"]), spreadsheet_safe(r["name"]),
+                    *(r["questions"][k] for k in labels), r["total"], r["carried_forward"],
+                    report.key.max_score, r["status"], spreadsheet_safe(r["file"]),
+                    spreadsheet_safe("; ".join(r["notes"]))])
+    return text.getvalue()
+
+
+def _write_temp(out: Path, name: str, data: bytes) -> Path:
+    """``data`` on disk in a new hidden file beside ``name`` (removed if writing fails)."""
+    tmp = out / f".{name}.{secrets.token_hex(6)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
+    try:
+        with open(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def _write_failed(out: Path, err: OSError, replaced: Iterable[str] = ()) -> str:
+    hint = {errno.ENOSPC: "; free some space", errno.EDQUOT: "; free some space",
+            errno.EACCES: "; grade into a folder you can write (--out)",
+            errno.EROFS: "; grade into a folder you can write (--out)"}.get(err.errno or 0, "")
+    what = f"cannot write the reports in {out}: {err.strerror or err}{hint}"
+    if replaced:  # only a failed rename after the first: not seen in practice
+        return f"{what}. Only {', '.join(replaced)} was replaced: grade again"
+    return (f"{what}. Nothing was changed: the previous grades.csv and report.json there, "
+            f"if any, are intact")
+
+
+_LOCKED: set[str] = set()  # the --out folders this process holds the lock of
+
+
+@contextlib.contextmanager
+def out_locked(out: Path) -> Iterator[None]:
+    """Only this process writes reports into ``out`` until the block ends.
+
+    The lock is the kernel's (``flock`` on a file in ``out``), so a grader that is killed
+    never leaves it held; a second grader waits ``LOCK_WAIT_S``, then refuses. Nested use
+    in one process is allowed (the CLI holds it while grading, then writes). Temporary
+    files a killed grader left behind are removed once the lock is held.
+    """
+    here = os.path.abspath(out)
+    if here in _LOCKED:
+        yield
+        return
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd = _open_lock(out / LOCK_FILE)
+    except OSError as err:
+        raise DeepdrillError(_write_failed(out, err)) from None
+    try:
+        _wait_for_lock(fd, out)
+        _LOCKED.add(here)
+        try:
+            _remove_stale_temps(out)
+            yield
+        finally:
+            _LOCKED.discard(here)
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _open_lock(path: Path) -> int:
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as err:  # a read-only --out may hold the lock file of an earlier run
+        if err.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        try:
+            return os.open(path, os.O_RDONLY)  # flock needs no write access
+        except OSError:
+            raise err from None
+
+
+def _wait_for_lock(fd: int, out: Path) -> None:
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise DeepdrillError(
+                    f"another deepdrill grade is writing into {out} (waited {LOCK_WAIT_S:g} s); "
+                    f"let it finish, or grade into another folder with --out") from None
+            time.sleep(LOCK_POLL_S)
+
+
+def _remove_stale_temps(out: Path) -> None:
+    for name in REPORT_FILES:
+        for tmp in out.glob(f".{name}.*.tmp"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()

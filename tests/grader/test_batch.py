@@ -1,6 +1,7 @@
 """Grading a class: every file reported once, bad files never stop the batch."""
 
 import csv
+import errno
 import json
 import os
 from pathlib import Path
@@ -8,11 +9,6 @@ from pathlib import Path
 import pytest
 
 from deepdrill.grader.batch import collect_files, grade_files, load_key, write_reports
-
-
-@pytest.fixture
-def key(example_build):
-    return load_key(example_build / "key.json")
 
 
 def right_answers(key, sid):
@@ -242,3 +238,140 @@ def test_links_and_pipes_in_a_folder_are_listed_never_left_out(tmp_path, key, ex
     assert "dangling symlink" in by_name["dangling.json"].messages[0]
     assert by_name["pipe.json"].status == "skipped"
     assert "not a regular file" in by_name["pipe.json"].messages[0]
+
+
+def put_json(folder, name, data, mtime=None):
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data), encoding="utf-8")
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
+    return path
+
+
+def test_a_file_named_for_one_student_never_takes_anothers_grade(tmp_path, key):
+    """A newer s001.json saying s002 used to supersede s002's own file, silently."""
+    d = tmp_path / "subs"
+    put_json(d, "s002-final.json", {"student_id": "s002", "answers": right_answers(key, "s002")},
+             mtime=1_000_000)
+    put_json(d, "s001.json", {"student_id": "s002", "answers": right_answers(key, "s001")})
+    report = grade_files(key, collect_files([d])[0], workers=1)
+    by_name = {os.path.basename(e.file): e for e in report.entries}
+    assert by_name["s002-final.json"].status == "graded"
+    held = by_name["s001.json"]
+    assert held.status == "id_mismatch"
+    assert held.messages[0].startswith("named for s001 but says student_id s002: not counted")
+    assert f"{key.max_score:.4g} on s001's" in held.messages[0]  # they are s001's answers
+    rows = {r["id"]: r for r in report.student_rows()}
+    assert rows["s002"]["status"] == "graded" and rows["s002"]["total"] == key.max_score
+    assert rows["s002"]["file"].endswith("s002-final.json")
+    assert rows["s002"]["notes"] == [
+        ("s001.json also claims s002 (named for s001); not counted: rename the file or fix its "
+         "student_id, then grade again")]
+    assert rows["s001"]["status"] == "id_mismatch" and rows["s001"]["total"] == 0
+    assert rows["s001"]["file"].endswith("s001.json")
+    assert rows["s001"]["notes"][0].startswith("s001.json says student_id s002; not counted")
+    assert report.counted().keys() == {"s002"}
+
+
+def test_a_claimed_student_without_a_file_of_their_own_is_marked_in_both_rows(tmp_path, key):
+    d = tmp_path / "subs"
+    put_json(d, "s001.json", {"student_id": "s002", "answers": {}})
+    report = grade_files(key, collect_files([d])[0], workers=1)
+    rows = {r["id"]: r for r in report.student_rows()}
+    for sid in ("s001", "s002"):
+        assert rows[sid]["status"] == "id_mismatch" and rows[sid]["total"] == 0
+        assert rows[sid]["file"].endswith("s001.json") and len(rows[sid]["notes"]) == 1
+    csv_path, json_path = write_reports(report, tmp_path / "out")
+    with csv_path.open(encoding="utf-8") as fh:
+        notes = {r["id"]: r["notes"] for r in csv.DictReader(fh)}
+    assert notes["s001"].startswith("s001.json says student_id s002")
+    assert notes["s002"].startswith("s001.json also claims s002")
+    assert notes["s003"] == ""
+    students = json.loads(json_path.read_text())["students"]
+    assert next(r for r in students if r["id"] == "s002")["notes"] == rows["s002"]["notes"]
+
+
+def test_files_whose_name_is_no_student_or_agrees_keep_newest_wins(tmp_path, key):
+    d = tmp_path / "subs"
+    put_json(d, "submission.json", {"student_id": "s002", "answers": {}})  # not a roster name
+    put_json(d, "old/s003.json", {"student_id": "s003", "answers": {}}, mtime=1_000_000)
+    put_json(d, "new/s003.json", {"student_id": "s003", "answers": right_answers(key, "s003")})
+    report = grade_files(key, collect_files([d])[0], workers=1)
+    status = {e.file.split(str(d))[1]: e.status for e in report.entries}
+    assert status == {"/submission.json": "graded", "/old/s003.json": "superseded",
+                      "/new/s003.json": "graded"}
+    rows = {r["id"]: r for r in report.student_rows()}
+    assert rows["s003"]["total"] == key.max_score and rows["s003"]["notes"] == []
+
+
+def forbid(request, how, path, owner, name):
+    """Make ``path`` unreadable: really (chmod 000, where that binds: not for root), or by
+    making the call ``owner.name`` that reads it fail as it does for a TA who may not."""
+    if how == "chmod":
+        if not request.getfixturevalue("chmod_binds"):
+            pytest.skip("chmod does not keep root out; the simulated case stands in")
+        path.chmod(0)
+        return
+    monkeypatch = request.getfixturevalue("monkeypatch")
+    real = getattr(owner, name)
+
+    def guarded(p, *args, **kwargs):
+        if os.fspath(p) == str(path):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real(p, *args, **kwargs)
+    monkeypatch.setattr(owner, name, guarded)
+
+
+@pytest.mark.parametrize("how", ["simulated", "chmod"])
+def test_a_folder_that_cannot_be_listed_is_reported_never_left_out(tmp_path, key, request, how):
+    d = tmp_path / "subs"
+    put_json(d, "s001.json", {"student_id": "s001", "answers": {}})
+    locked = d / "late"
+    put_json(locked, "s002.json", {"student_id": "s002", "answers": {}})
+    forbid(request, how, locked, os, "scandir")
+    try:
+        files, skipped = collect_files([d])
+    finally:
+        locked.chmod(0o755)
+    report = grade_files(key, files, workers=1, skipped=skipped)
+    by_name = {os.path.basename(e.file): e for e in report.entries}
+    assert set(by_name) == {"s001.json", "late"}
+    assert by_name["late"].status == "skipped"
+    assert "folder cannot be listed (Permission denied)" in by_name["late"].messages[0]
+
+
+@pytest.mark.parametrize("how", ["simulated", "chmod"])
+def test_an_unreadable_file_is_reported_with_its_reason(tmp_path, key, request, how):
+    d = tmp_path / "subs"
+    path = put_json(d, "s001.json", {"student_id": "s001", "answers": {}})
+    forbid(request, how, path, Path, "open")
+    try:
+        report = grade_files(key, collect_files([d])[0], workers=1)
+    finally:
+        path.chmod(0o644)
+    [e] = report.entries
+    assert e.status == "unreadable" and e.student_id == "s001"
+    assert e.messages[0] == "cannot read file: Permission denied"
+
+
+def test_links_that_loop_or_lead_to_folders_are_listed_not_followed(tmp_path, key):
+    d = tmp_path / "subs"
+    put_json(d, "s001.json", {"student_id": "s001", "answers": {}})
+    (d / "self.json").symlink_to(d / "self.json")  # a link to itself
+    (d / "ping.json").symlink_to(d / "pong.json")
+    (d / "pong.json").symlink_to(d / "ping.json")
+    (d / "again").symlink_to(d)  # a folder that contains itself
+    (tmp_path / "elsewhere").mkdir()
+    (d / "elsewhere").symlink_to(tmp_path / "elsewhere")
+    files, skipped = collect_files([d])
+    report = grade_files(key, files, workers=1, skipped=skipped)
+    by_name = {os.path.basename(e.file): e for e in report.entries}
+    assert sorted(by_name) == sorted(os.listdir(d))  # every entry, exactly once
+    assert by_name["s001.json"].status == "graded"
+    for name in ("self.json", "ping.json", "pong.json"):
+        assert by_name[name].status == "skipped"
+        assert "loops back on itself" in by_name[name].messages[0]
+    for name in ("again", "elsewhere"):
+        assert by_name[name].status == "skipped"
+        assert "a link to a folder, not followed" in by_name[name].messages[0]
