@@ -8,6 +8,7 @@ Output layout (``out`` is the folder given to ``deepdrill build``)::
     out/solutions.pdf                every student's worked solutions
     out/students/<id>/problems.pdf   what is handed out: one student's sheet
     out/students/<id>/submission.json  and the blank answer file to fill in
+    out/students/<id>/answers.html   the same answers as an offline form that saves that file
     out/solutions/<id>.pdf           one student's worked solutions, for after the deadline
 
 The whole build is written into a staging folder first and switched over as one unit
@@ -38,6 +39,7 @@ from deepdrill import __version__
 from deepdrill.errors import DeepdrillError
 from deepdrill.files import describe, die_with_parent, locked, settle, staging, switch_over
 
+from .answer_form import answer_form
 from .assignment import Assignment, Student
 from .exercise import get, make_variant
 from deepdrill.model.fields import skeleton
@@ -54,6 +56,7 @@ MIN_CHUNK, MAX_CHUNK = 10, 150  # students per parallel task
 TASKS_PER_WORKER = 2  # each pdflatex run costs ~0.25 s of start-up: few, large tasks
 MAX_FOLDER = 64  # characters of an id kept in its folder's name (file systems allow 255 bytes)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+STUDENT_FILES = ("submission.json", "answers.html")  # handed out beside problems.pdf
 
 
 @dataclass
@@ -201,6 +204,8 @@ def _build_chunk(assignment: Assignment, students: list[Student], folders: list[
     for b in builds:
         write_json(stage / "students" / b.folder / "submission.json",
                    blank_submission(assignment, b))
+        (stage / "students" / b.folder / "answers.html").write_text(
+            answer_form(assignment, b), encoding="utf-8")
     if pdf:
         chunk_sheets = sheets(assignment, builds)
         for b in builds:
@@ -252,7 +257,7 @@ class Previous:
         if old is None or old["name"] != student.name or old["folder"] != folder or \
                 old["seed"] != seed or (pdf and not isinstance(old.get("pages"), dict)):
             return None
-        files = [self.out / "students" / folder / "submission.json"]
+        files = [self.out / "students" / folder / name for name in STUDENT_FILES]
         if pdf:
             files += [sheet_path(self.out, kind, folder) for kind in KINDS]
         if not all(f.is_file() for f in files):
@@ -262,8 +267,8 @@ class Previous:
     def link_into(self, stage: Path, b: StudentBuild, pdf: bool) -> None:
         """The student's files from the previous build, unchanged (hard links where the
         file system allows)."""
-        pairs = [(self.out / "students" / b.folder / "submission.json",
-                  stage / "students" / b.folder / "submission.json")]
+        pairs = [(self.out / "students" / b.folder / name, stage / "students" / b.folder / name)
+                 for name in STUDENT_FILES]
         if pdf:
             pairs += [(sheet_path(self.out, kind, b.folder), sheet_path(stage, kind, b.folder))
                       for kind in KINDS]
@@ -378,7 +383,8 @@ def _combined(stage: Path, old: Path, kind: str, builds: list[StudentBuild],
 
 def _manifest(assignment: Assignment, builds: list[StudentBuild], roster_info: dict[str, Any],
               pdf: bool) -> dict[str, Any]:
-    files = {"key": "key.json", "submissions": "students/<folder>/submission.json"}
+    files = {"key": "key.json", "submissions": "students/<folder>/submission.json",
+             "answer_forms": "students/<folder>/answers.html"}
     if pdf:
         files.update({"problems": "problems.pdf", "solutions": "solutions.pdf",
                       "student_problems": "students/<folder>/problems.pdf",

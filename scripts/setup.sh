@@ -18,19 +18,31 @@ have_tex() {
   for f in $TEX_FILES; do [ -n "$(kpsewhich "$f" 2>/dev/null)" ] || return 1; done
 }
 
-if ! have_tex; then
-  if [ "$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo -n"; else SUDO="none"; fi
+if [ "$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo -n"; else SUDO="none"; fi
+# apt_install WHAT PACKAGES...: Debian's packages when apt-get and root (or sudo) are at hand;
+# otherwise say exactly what to ask an administrator for, and carry on without them.
+apt_install() {
+  local what=$1; shift
   if command -v apt-get >/dev/null 2>&1 && [ "$SUDO" != none ]; then
-    echo "setup: installing TeX Live from Debian's packages: $TEX_PACKAGES"
+    echo "setup: installing $what from Debian's packages: $*"
     $SUDO apt-get update -qq
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $TEX_PACKAGES >/dev/null
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
   else
-    echo "setup: pdflatex or its LaTeX packages are missing and cannot be installed from here." >&2
-    echo "       Ask an administrator to run:" >&2
-    echo "         sudo apt-get install $TEX_PACKAGES" >&2
-    echo "       (elsewhere: TeX Live with booktabs, geometry, amsmath, lmodern, tikz, pgfplots; and poppler)." >&2
-    echo "       Until then use 'deepdrill build --no-pdf'; PDF tests are skipped." >&2
+    echo "setup: $what is missing and cannot be installed from here. Ask an administrator to run:" >&2
+    echo "         sudo apt-get install $*" >&2
+    return 1
   fi
+}
+
+if ! have_tex; then
+  apt_install "TeX Live" $TEX_PACKAGES || {
+    echo "       (elsewhere: TeX Live with booktabs, geometry, amsmath, lmodern, tikz, pgfplots; and poppler)." >&2
+    echo "       Until then use 'deepdrill build --no-pdf'; PDF tests are skipped." >&2; }
+fi
+# The answer form's tests drive Debian's headless Chromium.
+if [ "$WITH_TESTS" = 1 ] && ! { command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; }; then
+  apt_install "Chromium (for the answer form's browser tests)" chromium chromium-driver || \
+    echo "       Until then the browser tests are skipped." >&2
 fi
 
 PY=${PYTHON:-python3}
