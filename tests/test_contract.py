@@ -37,11 +37,24 @@ OPTIONS: dict[str, list[dict[str, Any]]] = {
     "cnn_layer_table": [{"multiplications": True}, {"blank": "any"},
                         {"blank": "any", "multiplications": True}],
     "conv_cost": [{"compare": True}],
+    "conv2d_backward": [{"in_channels": 2, "out_channels": 2}],
+    "pooling": [{"overlap": True}, {"channels": 2}],
+    "softmax_regression": [{"classes": 2}, {"classes": 5, "features": 4}, {"features": 1}],
+    "activation_gradients": [{"layers": 6}, {"layers": 2}],
 }
 PINNED: dict[str, list[dict[str, Any]]] = {
     "conv2d_forward": [{"activation": "relu", "padding": 1}, {"stride": 2}],
     "cross_entropy": [{"formula": True}],
+    "conv2d_backward": [{"stride": 2}, {"padding": 1}, {"flip_kernel": True},
+                        {"activation": "none"}],
+    "pooling": [{"mode": "max", "size": 2, "stride": 1}],
+    # ReLU chains are pinned only: a dead unit makes a constant answer worth too much
+    "activation_gradients": [{"activation": "sigmoid"}, {"activation": "tanh"}],
 }
+# Types whose later fields cannot be reached by this module's generic wrong value: a max
+# pool's gradient follows the element a student's output names, and 1.5 y + 0.5 names none
+# (tests/types/test_pooling.py checks its carried-forward credit with real elements).
+CARRY_PROBE_MISSES = {"pooling"}
 
 
 def cases(type_id: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
@@ -231,7 +244,8 @@ def test_later_fields_right_from_a_wrong_earlier_one_get_carried_forward_credit(
             assert by_step
     chained = any(len(f.steps) > 1 for f in make_variant(type_id, 0).fields) or \
         len(make_variant(type_id, 0).fields) > 1
-    assert credited or not chained, "no carried-forward credit was ever given"
+    assert credited or not chained or type_id in CARRY_PROBE_MISSES, \
+        "no carried-forward credit was ever given"
 
 
 @pytest.mark.parametrize("type_id", TYPES)

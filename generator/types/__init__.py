@@ -10,4 +10,7 @@ from . import cross_entropy  # noqa: F401
 from . import batchnorm_forward  # noqa: F401
 from . import cnn_layer_table  # noqa: F401
 from . import conv_cost  # noqa: F401
-from . import batchnorm_backward  # noqa: F401
+from . import conv2d_backward  # noqa: F401
+from . import pooling  # noqa: F401
+from . import softmax_regression  # noqa: F401
+from . import activation_gradients  # noqa: F401
