@@ -333,7 +333,12 @@ def grade(key_path: Path, submissions: tuple[Path, ...], out: Path | None, max_b
             report = _progress(quiet)("grading", len(files),
                                       lambda tick: grade_files(key, files, max_bytes, tick,
                                                                skipped=skipped))
-            csv_path, json_path = write_reports(report, out)
+            # graded: the reports are written whole; a signal now waits until they are
+            stopped = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+            try:
+                csv_path, json_path = write_reports(report, out)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, stopped)
     except KeyboardInterrupt:
         raise DeepdrillError(f"interrupted before the reports were written; the previous "
                              f"grades.csv and report.json in {out}, if any, are intact") from None

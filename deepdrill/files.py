@@ -33,43 +33,86 @@ LOCK = ".deepdrill.lock"
 LOCK_WAIT_S = 5.0
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``path`` whole or not at all: a temporary file beside it, flushed to disk, then
-    renamed over it. On failure the temporary file is removed and the old file stays."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+def temp_beside(path: Path, data: bytes) -> Path:
+    """``data`` on disk (flushed and forced) in a new hidden file beside ``path``, to be
+    renamed over it; removed again if writing fails (a full disk, say)."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
     try:
-        with open(tmp, "wb") as fh:
+        with open(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``path`` whole or not at all: the old file stays until the new one is on disk."""
+    tmp = temp_beside(path, data)
+    try:
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        tmp.unlink(missing_ok=True)
         raise
 
 
+def remove_temps(folder: Path, name: str) -> None:
+    """The temporary files a killed writer of ``name`` left in ``folder``."""
+    for tmp in folder.glob(f".{name}.*.tmp"):
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+_HELD: set[str] = set()  # the folders whose lock this process holds
+
+
 @contextlib.contextmanager
-def locked(folder: Path, what: str, wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
-    """Hold the folder's lock: one deepdrill run writes into a folder at a time. The lock
-    goes with the process, so a killed run never leaves the folder locked."""
+def locked(folder: Path, what: str, wait_s: float | None = None) -> Iterator[None]:
+    """Only this process writes into ``folder`` until the block ends (nested use in one
+    process is fine). The lock is the kernel's (``flock`` on a file in the folder), so a
+    killed run never leaves it held; another run waits ``wait_s``, then refuses, saying
+    to ``what`` into another folder. OSError if the folder cannot be made or opened."""
+    wait_s = LOCK_WAIT_S if wait_s is None else wait_s
+    here = os.path.abspath(folder)
+    if here in _HELD:
+        yield
+        return
     folder.mkdir(parents=True, exist_ok=True)
-    fh = open(folder / LOCK, "a+b")
+    fd = _open_lock(folder / LOCK)
     try:
         deadline = time.monotonic() + wait_s
         while True:
             try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     raise DeepdrillError(
-                        f"another deepdrill run is writing into {folder}; wait for it to "
-                        f"finish, or {what} into another folder") from None
+                        f"another deepdrill run is writing into {folder} (waited {wait_s:g} s);"
+                        f" let it finish, or {what} into another folder with --out") from None
                 time.sleep(0.1)
-        yield
+        _HELD.add(here)
+        try:
+            yield
+        finally:
+            _HELD.discard(here)
     finally:
-        fh.close()
+        os.close(fd)  # releases the lock
+
+
+def _open_lock(path: Path) -> int:
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as err:  # a read-only folder may hold the lock file of an earlier run
+        if err.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        try:
+            return os.open(path, os.O_RDONLY)  # flock needs no write access
+        except OSError:
+            raise err from None
 
 
 def staging(folder: Path) -> Path:

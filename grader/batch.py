@@ -21,20 +21,15 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import ctypes
 import datetime as dt
 import errno
-import fcntl
 import gc
 import io
 import math
 import multiprocessing as mp
 import os
-import secrets
 import signal
 import stat
-import sys
-import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -45,6 +40,7 @@ import orjson
 
 from deepdrill import __version__
 from deepdrill.errors import DeepdrillError
+from deepdrill.files import LOCK, die_with_parent, locked, remove_temps, temp_beside
 from deepdrill.model.variant import Variant
 
 from .score import CreditPolicy, QuestionResult, grade_question
@@ -53,13 +49,11 @@ from .submission import MAX_BYTES, Submission, read_submission
 REPORT_FORMAT = "deepdrill-report/1"
 PARALLEL_FROM = 100  # files; fewer are graded faster in this process than by forking workers
 CHUNKS_PER_WORKER = 2
-LOCK_FILE = ".deepdrill-grade.lock"  # in --out: one grader at a time writes there
+LOCK_FILE = LOCK  # in --out: one deepdrill run at a time writes there
 LOCK_WAIT_S = 5.0  # a second grader into the same --out waits this long, then refuses
-LOCK_POLL_S = 0.1
 REPORT_FILES = ("report.json", "grades.csv")  # replaced in this order: grades.csv last
 NOT_A_FILE = "not a regular file (a pipe, socket or device); not graded"
 AWAITS_TA = "not counted: rename the file or fix its student_id, then grade again"
-PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 @dataclass(frozen=True)
@@ -559,11 +553,7 @@ def _start_worker(parent: int) -> None:
     the pool."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:  # the parent died before the request above took effect
-        os._exit(1)
+    die_with_parent(parent)
 
 
 def _mark_superseded(entries: list[Entry]) -> None:
@@ -616,7 +606,7 @@ def write_reports(report: Report, out: Path) -> tuple[Path, Path]:
     with out_locked(out):
         try:
             for name in REPORT_FILES:
-                temps.append(_write_temp(out, name, contents[name]))
+                temps.append(temp_beside(out / name, contents[name]))
             for tmp, name in zip(temps, REPORT_FILES):
                 os.replace(tmp, out / name)
                 replaced.append(name)
@@ -643,21 +633,6 @@ def grades_csv(report: Report) -> str:
     return text.getvalue()
 
 
-def _write_temp(out: Path, name: str, data: bytes) -> Path:
-    """``data`` on disk in a new hidden file beside ``name`` (removed if writing fails)."""
-    tmp = out / f".{name}.{secrets.token_hex(6)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
-    try:
-        with open(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return tmp
-
-
 def _write_failed(out: Path, err: OSError, replaced: Iterable[str] = ()) -> str:
     hint = {errno.ENOSPC: "; free some space", errno.EDQUOT: "; free some space",
             errno.EACCES: "; grade into a folder you can write (--out)",
@@ -669,67 +644,18 @@ def _write_failed(out: Path, err: OSError, replaced: Iterable[str] = ()) -> str:
             f"if any, are intact")
 
 
-_LOCKED: set[str] = set()  # the --out folders this process holds the lock of
-
-
 @contextlib.contextmanager
 def out_locked(out: Path) -> Iterator[None]:
-    """Only this process writes reports into ``out`` until the block ends.
-
-    The lock is the kernel's (``flock`` on a file in ``out``), so a grader that is killed
-    never leaves it held; a second grader waits ``LOCK_WAIT_S``, then refuses. Nested use
-    in one process is allowed (the CLI holds it while grading, then writes). Temporary
-    files a killed grader left behind are removed once the lock is held.
-    """
-    here = os.path.abspath(out)
-    if here in _LOCKED:
-        yield
-        return
+    """Only this process writes reports into ``out`` until the block ends (the folder's
+    lock, :func:`deepdrill.files.locked`: a killed grader never leaves it held; a second
+    one waits ``LOCK_WAIT_S``, then refuses). Temporary files a killed grader left behind
+    are removed once the lock is held."""
+    held = contextlib.ExitStack()
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        fd = _open_lock(out / LOCK_FILE)
-    except OSError as err:
+        held.enter_context(locked(out, "grade", LOCK_WAIT_S))
+    except OSError as err:  # a folder that cannot be made or opened
         raise DeepdrillError(_write_failed(out, err)) from None
-    try:
-        _wait_for_lock(fd, out)
-        _LOCKED.add(here)
-        try:
-            _remove_stale_temps(out)
-            yield
-        finally:
-            _LOCKED.discard(here)
-    finally:
-        os.close(fd)  # releases the lock
-
-
-def _open_lock(path: Path) -> int:
-    try:
-        return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    except OSError as err:  # a read-only --out may hold the lock file of an earlier run
-        if err.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
-            raise
-        try:
-            return os.open(path, os.O_RDONLY)  # flock needs no write access
-        except OSError:
-            raise err from None
-
-
-def _wait_for_lock(fd: int, out: Path) -> None:
-    deadline = time.monotonic() + LOCK_WAIT_S
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                raise DeepdrillError(
-                    f"another deepdrill grade is writing into {out} (waited {LOCK_WAIT_S:g} s); "
-                    f"let it finish, or grade into another folder with --out") from None
-            time.sleep(LOCK_POLL_S)
-
-
-def _remove_stale_temps(out: Path) -> None:
-    for name in REPORT_FILES:
-        for tmp in out.glob(f".{name}.*.tmp"):
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+    with held:
+        for name in REPORT_FILES:
+            remove_temps(out, name)
+        yield

@@ -77,7 +77,8 @@ def test_late_enrolment_builds_only_the_newcomers(tmp_path, assignment, built_ch
         if path.startswith(("students/", "solutions/")):
             assert after[path] == digest, path  # byte for byte
     assert {p for p in after if "s010" in p} == {
-        "students/s010/problems.pdf", "students/s010/submission.json", "solutions/s010.pdf"}
+        "students/s010/problems.pdf", "students/s010/submission.json",
+        "students/s010/answers.html", "solutions/s010.pdf"}
     new_lines = key_lines(out)
     assert list(new_lines) == ["s001", "s002", "s010", "s003"]
     assert all(new_lines[k] == line for k, line in old_lines.items())

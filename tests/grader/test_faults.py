@@ -136,7 +136,7 @@ def test_a_second_grader_into_the_same_out_waits_then_refuses(previous, grade, m
     finally:
         os.close(fd)
     assert result.exit_code == 2 and len(result.output.splitlines()) == 1, result.output
-    assert f"another deepdrill grade is writing into {out}" in result.output
+    assert f"another deepdrill run is writing into {out}" in result.output
     assert waited >= 0.3
     assert snapshot(out) == before
     assert grade(out).exit_code == 0  # once it is free, grading goes on
@@ -199,17 +199,17 @@ def kill_all(marker):
 
 @pytest.fixture
 def many_submissions(tmp_path, key):
-    """300 files of the example class, each with every question's first recognised mistake
+    """1,200 files of the example class, each with every question's first recognised mistake
     (the grader's slowest path), so grading lasts long enough to be killed."""
     folder = tmp_path / "many"
     folder.mkdir()
-    for i in range(300):
+    for i in range(1200):
         sid = list(key.students)[i % len(key.students)]
         answers = {}
         for label, v in key.students[sid].variants.items():
             mistakes = v.mistakes
             answers[label] = {**v.answers, **(mistakes[0].answers if mistakes else {})}
-        (folder / f"{sid}-{i:03d}.json").write_text(json.dumps({"student_id": sid,
+        (folder / f"{sid}-{i:04d}.json").write_text(json.dumps({"student_id": sid,
                                                                 "answers": answers}))
     return folder
 
