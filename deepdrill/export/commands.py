@@ -14,3 +14,6 @@ def export() -> None:
 # The exporters' subcommands (each module adds its own with @export.command()).
 from . import gradebook  # noqa: E402,F401  (canvas-grades, moodle-grades)
 from . import gradescope  # noqa: E402,F401
+from . import moodle  # noqa: E402,F401  (moodle: the question bank)
+from . import qti  # noqa: E402,F401  (canvas-quiz)
+from . import prairielearn  # noqa: E402,F401

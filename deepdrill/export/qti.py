@@ -1,0 +1,333 @@
+"""`deepdrill export canvas-quiz`: a key's variants as a Canvas Classic Quizzes QTI 1.2 zip.
+
+Each question of the assignment becomes a question group that draws one of its items,
+one item per stored variant. A variant with a single number is a ``numerical_question``
+whose answer is the key with the grader's own margin (exact + margin,
+``lms-formats.md`` 2.2.5 and section 0). Canvas Classic has no question with several
+numeric boxes, and a group cannot keep one variant's entries together across items, so a
+variant with several numbers is one ``fill_in_multiple_blanks_question`` with a blank per
+entry (laid out like the field): Canvas compares a blank's text, so each blank lists the
+texts it accepts, the whole numbers of an integer field, and for a real field the values
+at the number of decimals the question asks for that lie inside the grader's interval
+(never one outside it). Canvas gives every accepted answer full marks, so the recognised
+mistakes are named in the feedback for a wrong answer rather than as answers.
+
+Math is written as Canvas equation images (``/equation_images/<LaTeX>``, the LaTeX also
+in ``alt`` and ``data-equation-content``), which render whether or not the site typesets
+``\\(..\\)``; figures go in ``images/`` as PNG, declared in the manifest.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import io
+import math
+import urllib.parse
+import zipfile
+from pathlib import Path
+
+import click
+from lxml import etree
+
+from .commands import export
+from .questions import (Entry, ExportQuestion, ExportSet, FieldBlanks, Figures, decimal_text,
+                        field_heading, layout, load_export, variant_label)
+
+QTI_NS = "http://www.imsglobal.org/xsd/ims_qtiasiv1p2"
+CP_NS = "http://www.imsglobal.org/xsd/imsccv1p1/imscp_v1p1"
+IMSMD_NS = "http://www.imsglobal.org/xsd/imsmd_v1p2"
+CANVAS_NS = "http://canvas.instructure.com/xsd/cccv1p0"
+MAX_DECIMALS = 6  # a real blank never asks for more decimals than this
+SPREAD = 5  # accepted texts per real blank: at most this many last-digit units either side
+FIGURE_BASE = "%24IMS-CC-FILEBASE%24/images/"  # $IMS-CC-FILEBASE$, escaped as Canvas writes it
+
+
+def canvas_math(tex: str, display: bool) -> str:
+    """A Canvas equation image: the LaTeX URL-encoded twice in the path (as Canvas's own
+    editor writes it) and kept in ``alt`` and ``data-equation-content``."""
+    src = "/equation_images/" + urllib.parse.quote(urllib.parse.quote(tex, safe=""), safe="")
+    attr = html.escape(tex, quote=True)
+    img = (f'<img class="equation_image" title="{attr}" src="{src}" alt="LaTeX: {attr}" '
+           f'data-equation-content="{attr}">')
+    return f'<p style="text-align: center">{img}</p>' if display else img
+
+
+# -- accepted texts of a fill-in blank ---------------------------------------------------
+
+def decimals_for(fb: FieldBlanks) -> int:
+    """The decimals a real field's entries are asked to: enough that every entry's correct
+    rounding lies inside its interval (half a unit of the last decimal <= margin)."""
+    need = [math.ceil(math.log10(0.5 / e.margin) - 1e-9) for e in fb.entries if e.margin > 0]
+    return min(MAX_DECIMALS, max([0, *need]))
+
+
+def accepted_texts(e: Entry, decimals: int) -> list[str]:
+    """What a blank accepts: the integer (or a blank's other accepted integers), or every
+    number with ``decimals`` decimals inside the grader's interval (the closest first),
+    each also without trailing zeros.
+
+    >>> accepted_texts(Entry("p", (0,), 0.7573, False, 0.0076, 1.0), 2)
+    ['0.76', '0.75']
+    """
+    if e.integer:
+        return [decimal_text(v) for v in (e.value, *e.alternatives)]
+    texts: list[str] = []
+    for x in (e.value, *e.alternatives):
+        unit = 10.0 ** -decimals
+        lo = math.ceil(round((x - e.margin) / unit, 6))
+        hi = math.floor(round((x + e.margin) / unit, 6))
+        centre = round(x / unit)
+        ks = sorted(range(max(lo, centre - SPREAD), min(hi, centre + SPREAD) + 1),
+                    key=lambda k: (abs(k - x / unit), k))
+        for k in ks or [centre]:
+            texts.extend(_spellings(k, decimals))
+    return list(dict.fromkeys(texts))
+
+
+@functools.lru_cache(maxsize=65536)
+def _spellings(k: int, decimals: int) -> list[str]:
+    text = f"{k / 10 ** decimals:.{decimals}f}" if decimals else str(k)
+    if text.startswith("-") and float(text) == 0:
+        text = text[1:]
+    out = [text]
+    if "." in text:
+        out.append(text.rstrip("0").rstrip("."))
+    return list(dict.fromkeys(out))
+
+
+def blank_id(e: Entry) -> str:
+    """A blank's name in the question text, ``[output_1_2]``: ASCII letters, digits and
+    underscores, which Canvas reads as a blank."""
+    return "_".join([e.field, *(str(i + 1) for i in e.index)])
+
+
+# -- the assessment ---------------------------------------------------------------------
+
+class _Builder:
+    def __init__(self, export_set: ExportSet, ident: str) -> None:
+        self.set, self.ident, self.figures = export_set, ident, Figures()
+
+    def figure(self, tikz: str) -> str:
+        return f'<img src="{FIGURE_BASE}{self.figures.name(tikz)}" alt="figure">'
+
+    def assessment(self) -> etree._Element:
+        root = etree.Element(f"{{{QTI_NS}}}questestinterop", nsmap={None: QTI_NS})
+        a = _sub(root, "assessment", ident=self.ident, title=self.set.title or "deepdrill")
+        _metadata(_sub(a, "qtimetadata"), {"cc_maxattempts": "1"})
+        top = _sub(a, "section", ident="root_section")
+        for label, points, variants in self.set.questions:
+            title = variants[0].title if variants else label
+            group = _sub(top, "section", ident=f"{self.ident}_{label}", title=f"{label} {title}")
+            sel = _sub(_sub(group, "selection_ordering"), "selection")
+            _sub(sel, "selection_number").text = "1"
+            _sub(_sub(sel, "selection_extension"), "points_per_item").text = decimal_text(points)
+            for i, q in enumerate(variants):
+                self.item(group, q, f"{self.ident}_{label}_{variant_label(i, len(variants))}",
+                          f"{label} {variant_label(i, len(variants))}")
+        return root
+
+    def item(self, parent: etree._Element, q: ExportQuestion, ident: str, title: str) -> None:
+        item = _sub(parent, "item", ident=ident, title=title)
+        kind = "numerical_question" if q.single else "fill_in_multiple_blanks_question"
+        _metadata(_sub(_sub(item, "itemmetadata"), "qtimetadata"),
+                  {"question_type": kind, "points_possible": decimal_text(q.points)})
+        presentation = _sub(item, "presentation")
+        text = q.statement(canvas_math, self.figure)
+        processing = _sub(item, "resprocessing")
+        _sub(_sub(processing, "outcomes"), "decvar", maxvalue="100", minvalue="0",
+             varname="SCORE", vartype="Decimal")
+        if q.single:
+            text += f"<p>{field_heading(q.fields[0])}</p>"
+            _mattext(_sub(presentation, "material"), text)
+            _numerical(presentation, processing, q.entries[0])
+        else:  # Canvas reads [name] as a blank: the text's own brackets are escaped
+            text = _no_brackets(text) + "".join(self.blank_field(fb) for fb in q.fields)
+            _mattext(_sub(presentation, "material"), text)
+            _blanks(presentation, processing, q)
+        _mistake_feedback(item, processing, q)
+
+    def blank_field(self, fb: FieldBlanks) -> str:
+        note = ""
+        if not fb.entries[0].integer:
+            d = decimals_for(fb)
+            note = f" Give each number to {d} decimal place{'s' if d != 1 else ''}."
+        return (f"<p>{_no_brackets(field_heading(fb))}{note}</p>" +
+                layout(fb, lambda e: f"[{blank_id(e)}]"))
+
+
+def _no_brackets(text: str) -> str:
+    """HTML whose square brackets are character references (in text and attributes
+    alike), so only the blanks read as ``[name]``."""
+    return text.replace("[", "&#91;").replace("]", "&#93;")
+
+
+def _numerical(presentation: etree._Element, processing: etree._Element, e: Entry) -> None:
+    """One exact answer with the grader's margin (the ``or`` wrapper is what Canvas reads
+    exact answers from; ``vargte`` marks a margin, not a precision)."""
+    rs = _sub(presentation, "response_str", ident="response1", rcardinality="Single")
+    _sub(_sub(rs, "render_fib", fibtype="Decimal"), "response_label", ident="answer1")
+    for value in (e.value, *e.alternatives):
+        cond = _sub(_sub(processing, "respcondition", **{"continue": "No"}), "conditionvar")
+        either = _sub(cond, "or")
+        _sub(either, "varequal", respident="response1").text = decimal_text(value)
+        both = _sub(either, "and")
+        _sub(both, "vargte", respident="response1").text = decimal_text(value - e.margin)
+        _sub(both, "varlte", respident="response1").text = decimal_text(value + e.margin)
+        _sub(cond.getparent(), "setvar", action="Set", varname="SCORE").text = "100"
+
+
+def _blanks(presentation: etree._Element, processing: etree._Element,
+            q: ExportQuestion) -> None:
+    """A ``response_lid`` per blank listing the texts it accepts, and a condition per blank
+    (any of them) adding its equal share of 100: Canvas weighs a question's blanks
+    equally. Written as one XML fragment per question and parsed once, because a class's
+    blanks hold hundreds of thousands of elements, which lxml builds one by one slowly."""
+    share = decimal_text(round(100 / len(q.entries), 4))
+    lids, conditions = [], []
+    for fb in q.fields:
+        d = 0 if fb.entries[0].integer else decimals_for(fb)
+        for e in fb.entries:
+            name = blank_id(e)
+            texts = accepted_texts(e, d)
+            labels = "".join(f'<response_label ident="{name}_a{k + 1}"><material><mattext '
+                             f'texttype="text/plain">{t}</mattext></material></response_label>'
+                             for k, t in enumerate(texts))
+            lids.append(f'<response_lid ident="response_{name}"><material><mattext '
+                        f'texttype="text/plain">{name}</mattext></material>'
+                        f"<render_choice>{labels}</render_choice></response_lid>")
+            equal = "".join(f'<varequal respident="response_{name}">{name}_a{k + 1}</varequal>'
+                            for k in range(len(texts)))
+            conditions.append(f"<respcondition><conditionvar><or>{equal}</or></conditionvar>"
+                              f'<setvar varname="SCORE" action="Add">{share}</setvar>'
+                              f"</respcondition>")
+    presentation.extend(_fragment("".join(lids)))
+    processing.extend(_fragment("".join(conditions)))
+
+
+def _fragment(xml: str) -> list[etree._Element]:
+    """QTI elements from XML text made of names and numbers only (nothing to escape)."""
+    return list(etree.fromstring(f'<f xmlns="{QTI_NS}">{xml}</f>'))
+
+
+def _mistake_feedback(item: etree._Element, processing: etree._Element,
+                      q: ExportQuestion) -> None:
+    """The recognised mistakes, named in the feedback shown after a wrong answer."""
+    seen: dict[str, str] = {}
+    for e in q.entries:
+        for w in e.mistakes:
+            seen.setdefault(w.name, w.feedback)
+    if not seen:
+        return
+    cond = _sub(processing, "respcondition", **{"continue": "Yes"})
+    _sub(_sub(cond, "conditionvar"), "other")
+    _sub(cond, "displayfeedback", feedbacktype="Response", linkrefid="general_incorrect_fb")
+    items = "".join(f"<li>{html.escape(f)}</li>" for f in seen.values())
+    fb = _sub(item, "itemfeedback", ident="general_incorrect_fb")
+    _mattext(_sub(_sub(fb, "flow_mat"), "material"),
+             f"<p>Not right yet. Typical slips here:</p><ul>{items}</ul>")
+
+
+def _sub(parent: etree._Element, tag: str, **attrib: str) -> etree._Element:
+    """A child in its parent's namespace (read from the parent's tag: lxml's nsmap is
+    slow enough to dominate a class's export)."""
+    t = parent.tag
+    return etree.SubElement(parent, t[:t.index("}") + 1] + tag if t[0] == "{" else tag, attrib)
+
+
+def _mattext(material: etree._Element, text: str, kind: str = "text/html") -> None:
+    _sub(material, "mattext", texttype=kind).text = text
+
+
+def _metadata(parent: etree._Element, fields: dict[str, str]) -> None:
+    for label, entry in fields.items():
+        f = _sub(parent, "qtimetadatafield")
+        _sub(f, "fieldlabel").text = label
+        _sub(f, "fieldentry").text = entry
+
+
+# -- the package ----------------------------------------------------------------------
+
+def manifest(ident: str, title: str, images: list[str]) -> etree._Element:
+    root = etree.Element(f"{{{CP_NS}}}manifest", nsmap={None: CP_NS, "imsmd": IMSMD_NS},
+                         identifier=f"{ident}_manifest")
+    meta = _sub(root, "metadata")
+    _sub(meta, "schema").text = "IMS Content"
+    _sub(meta, "schemaversion").text = "1.1.3"
+    lom = etree.SubElement(meta, f"{{{IMSMD_NS}}}lom")
+    general = etree.SubElement(lom, f"{{{IMSMD_NS}}}general")
+    etree.SubElement(etree.SubElement(general, f"{{{IMSMD_NS}}}title"),
+                     f"{{{IMSMD_NS}}}string").text = title
+    _sub(root, "organizations")
+    resources = _sub(root, "resources")
+    res = _sub(resources, "resource", identifier=ident, type="imsqti_xmlv1p2")
+    _sub(res, "file", href=f"{ident}/{ident}.xml")
+    _sub(res, "dependency", identifierref=f"{ident}_meta")
+    meta_res = _sub(resources, "resource", identifier=f"{ident}_meta",
+                    type="associatedcontent/imscc_xmlv1p1/learning-application-resource",
+                    href=f"{ident}/assessment_meta.xml")
+    _sub(meta_res, "file", href=f"{ident}/assessment_meta.xml")
+    for k, name in enumerate(images):
+        r = _sub(resources, "resource", identifier=f"{ident}_img{k + 1}", type="webcontent",
+                 href=f"images/{name}")
+        _sub(r, "file", href=f"images/{name}")
+    return root
+
+
+def assessment_meta(ident: str, title: str, points: float) -> etree._Element:
+    root = etree.Element(f"{{{CANVAS_NS}}}quiz", nsmap={None: CANVAS_NS}, identifier=ident)
+    settings = {"title": title, "description": "", "quiz_type": "assignment",
+                "points_possible": decimal_text(points), "allowed_attempts": "1",
+                "shuffle_answers": "false", "scoring_policy": "keep_highest",
+                "show_correct_answers": "false", "one_question_at_a_time": "false",
+                "cant_go_back": "false", "available": "false"}
+    for tag, value in settings.items():
+        _sub(root, tag).text = value
+    a = _sub(root, "assignment", identifier=f"{ident}_assignment")
+    for tag, value in {"title": title, "points_possible": decimal_text(points),
+                       "grading_type": "points", "submission_types": "online_quiz",
+                       "workflow_state": "unpublished", "quiz_identifierref": ident}.items():
+        _sub(a, tag).text = value
+    return root
+
+
+def quiz_zip(export_set: ExportSet, ident: str = "deepdrill_quiz") -> bytes:
+    """The whole Classic Quizzes package as zip bytes."""
+    b = _Builder(export_set, ident)
+    assessment = b.assessment()
+    images = b.figures.compile()
+    title = export_set.title or "deepdrill"
+    points = sum(p for _, p, _ in export_set.questions)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("imsmanifest.xml", _xml(manifest(ident, title, list(images))))
+        z.writestr(f"{ident}/{ident}.xml", _xml(assessment))
+        z.writestr(f"{ident}/assessment_meta.xml", _xml(assessment_meta(ident, title, points)))
+        for name, data in images.items():
+            z.writestr(f"images/{name}", data)
+    return buf.getvalue()
+
+
+def _xml(root: etree._Element) -> bytes:
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+@export.command("canvas-quiz")
+@click.option("--key", "key_path", required=True, type=click.Path(exists=True, dir_okay=False,
+              path_type=Path), help="The key.json that `deepdrill build` wrote.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The QTI zip to write, e.g. quiz.zip.")
+@click.option("--variants", type=int, default=None,
+              help="Export only the first N students' variants (default: every student's).")
+def canvas_quiz_command(key_path: Path, out: Path, variants: int | None) -> None:
+    """Write a Canvas Classic Quizzes QTI 1.2 zip: a question group per question, drawing
+    one of its variants.
+
+    Import it in Canvas under Settings > Import Course Content > "QTI .zip file".
+    """
+    export_set = load_export(key_path, variants)
+    data = quiz_zip(export_set)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(data)
+    n = sum(len(v) for _, _, v in export_set.questions)
+    click.echo(f"wrote {out}: {len(export_set.questions)} question groups, {n} items")

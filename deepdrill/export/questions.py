@@ -1,0 +1,641 @@
+"""A stored variant as an LMS question: its statement as HTML with math, and one numeric
+blank per answer entry with the interval the grader accepts, its share of the points and
+the values of the recognised mistakes.
+
+The statement is the sheet's own: the type's problem template is rendered to LaTeX exactly
+as for the PDF, then its small text-mode subset (paragraphs, ``\\texttt``, ``\\emph``,
+tables, lists, centring) becomes HTML. Math stays LaTeX and each target decides how it
+renders (``\\(..\\)`` for Moodle's MathJax, equation images for Canvas, ``$..$`` for
+PrairieLearn); a TikZ figure is handed to the target as its LaTeX source, and
+:class:`Figures` compiles all of an export's pictures to PNG in one pdflatex run.
+
+The tolerance mapping (``lms-formats.md``, section 0): every entry gets the absolute
+half-width ``m`` of the interval the grader accepts around the key, so an LMS that knows
+only "value plus or minus margin" accepts exactly what deepdrill accepts:
+
+* relative/absolute: ``m = max(atol, rtol * |x*|)``;
+* significant figures: half a unit of the last asked digit of ``x*`` (an interval
+  around the true value, as the grader's, never around a rounded one);
+* counts: 0, or one unit of the third significant figure from 10^8 on;
+* exact: 0.
+
+>>> from deepdrill.model.tolerance import Tolerance
+>>> margin(Tolerance(rtol=0.01, atol=0.005), 0.25), margin(Tolerance.count(), 120422400)
+(0.005, 1000000.0)
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import html
+import math
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from deepdrill.errors import DeepdrillError
+from deepdrill.model.fields import Field, Kind, describe_shape, flatten, is_ragged
+from deepdrill.model.tolerance import BIG_COUNT, COUNT_SIGFIGS, Mode, Tolerance
+from deepdrill.model.variant import Variant
+
+Math = Callable[[str, bool], str]  # (LaTeX, display) -> HTML
+Figure = Callable[[str], str]  # a TikZ picture's LaTeX -> HTML (an <img>, usually)
+
+MAX_CLOZE_SCALE = 1000  # integer cloze weights: the largest common multiplier tried
+FIGURE_DPI = 150
+
+
+# -- the tolerance mapping ----------------------------------------------------------
+
+def margin(tol: Tolerance, x: float) -> float:
+    """The absolute half-width of the interval the grader accepts around ``x``."""
+    if tol.mode is Mode.RELABS:
+        return max(tol.atol, tol.rtol * abs(x))
+    if tol.mode is Mode.SIGFIGS:
+        return half_unit(x, tol.sigfigs or 3)
+    if tol.mode is Mode.COUNT and abs(x) >= BIG_COUNT:
+        return 2 * half_unit(x, tol.sigfigs or COUNT_SIGFIGS)
+    return 0.0
+
+
+def half_unit(x: float, sigfigs: int) -> float:
+    """Half a unit of the ``sigfigs``-th significant digit of ``x`` (0 for 0), as
+    :func:`deepdrill.model.tolerance.half_unit` computes it for arrays."""
+    if x == 0:
+        return 0.0
+    return 0.5 * 10.0 ** (math.floor(math.log10(abs(x))) - sigfigs + 1)
+
+
+@functools.lru_cache(maxsize=65536)
+def decimal_text(x: float) -> str:
+    """A number as a plain decimal, never in exponent form (``1e-05`` -> ``0.00001``);
+    whole numbers without a point. Shortest digits that read back as the same float."""
+    if x == int(x) and abs(x) < 2 ** 53:
+        return str(int(x))
+    text = format(Decimal(repr(float(x))), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+# -- blanks -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class WrongAnswer:
+    """A recognised mistake's value for one entry, with what to tell the student."""
+
+    value: float
+    margin: float
+    name: str
+    feedback: str
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One number a student enters: the key, the accepted interval, its share of points."""
+
+    field: str
+    index: tuple[int, ...]
+    value: float
+    integer: bool
+    margin: float
+    share: float  # of the question's points
+    alternatives: tuple[float, ...] = ()  # other values accepted in full (a blank's)
+    mistakes: tuple[WrongAnswer, ...] = ()
+
+    @property
+    def low(self) -> float:
+        return self.value - self.margin
+
+    @property
+    def high(self) -> float:
+        return self.value + self.margin
+
+
+@dataclass(frozen=True)
+class FieldBlanks:
+    field: Field
+    entries: tuple[Entry, ...]
+    note: str | None  # the tolerance note the sheet prints under the field, if any
+
+    @property
+    def share(self) -> float:
+        return sum(e.share for e in self.entries)
+
+
+@dataclass(frozen=True)
+class ExportQuestion:
+    """One question of one variant, as every exporter sees it."""
+
+    label: str  # "q1"
+    title: str  # the type's heading
+    points: float
+    variant: Variant
+    fields: tuple[FieldBlanks, ...]
+
+    @property
+    def entries(self) -> list[Entry]:
+        return [e for f in self.fields for e in f.entries]
+
+    @property
+    def single(self) -> bool:
+        """One number in all: a plain numerical question suffices."""
+        return len(self.fields) == 1 and len(self.fields[0].entries) == 1 and \
+            not self.fields[0].field.shape
+
+    def statement(self, math_html: Math, figure: Figure, dollar: str = "$") -> str:
+        return statement_html(self.variant, math_html, figure, dollar)
+
+
+def export_question(variant: Variant, label: str, points: float) -> ExportQuestion:
+    """The blanks of a stored variant, each with its interval, share and mistakes.
+
+    >>> from deepdrill.generator.exercise import make_variant
+    >>> q = export_question(make_variant("softmax", 3, {"logits": [0, 0]}), "q1", 4)
+    >>> [(e.value, e.margin, e.share) for e in q.entries]
+    [(0.5, 0.005, 2.0), (0.5, 0.005, 2.0)]
+    """
+    from deepdrill.generator.exercise import get
+    from deepdrill.generator.render import tolerance_note
+
+    total_weight = sum(f.weight for f in variant.fields) or 1.0
+    fields = []
+    for f in variant.fields:
+        answer = variant.answers[f.name]
+        share = points * f.weight / total_weight
+        fields.append(FieldBlanks(f, _entries(f, answer, share, variant),
+                                  tolerance_note(f, answer)))
+    return ExportQuestion(label, get(variant.type).title, float(points), variant, tuple(fields))
+
+
+def _entries(f: Field, answer: Any, share: float, variant: Variant) -> tuple[Entry, ...]:
+    values = [float(v) for v in flatten(answer)]
+    n = len(values)
+    weights = list(f.entry_weights) if f.entry_weights is not None else [1.0] * n
+    total = sum(weights) or 1.0
+    integer = f.kind is Kind.INTEGER
+    alternatives = [_flat_or_none(a, n) for a in f.alternatives]
+    mistakes = [(m, _flat_or_none(m.answers[f.name], n)) for m in variant.mistakes
+                if f.name in m.answers]
+    out = []
+    for i, (x, idx) in enumerate(zip(values, _indices(f.shape))):
+        m = margin(f.tolerance, x)
+        alts = tuple(dict.fromkeys(a[i] for a in alternatives if a and a[i] != x))
+        out.append(Entry(f.name, idx, x, integer, m, share * weights[i] / total, alts,
+                         _wrong_answers(f.tolerance, x, m, [(mk, vals[i]) for mk, vals
+                                                            in mistakes if vals])))
+    return tuple(out)
+
+
+def _flat_or_none(value: Any, n: int) -> list[float] | None:
+    """A mistake's (or alternative's) value entry by entry, if it has the field's size."""
+    try:
+        flat = [float(v) for v in flatten(value)]
+    except (TypeError, ValueError):
+        return None
+    return flat if len(flat) == n and all(math.isfinite(v) for v in flat) else None
+
+
+def _wrong_answers(tol: Tolerance, x: float, m: float,
+                   candidates: Sequence[tuple[Any, float]]) -> tuple[WrongAnswer, ...]:
+    """The mistakes' values at one entry that the right answer's interval does not already
+    take, each once (the first mistake giving a value names it)."""
+    seen: set[float] = set()
+    out = []
+    for mk, v in candidates:
+        if abs(v - x) <= m or v in seen:
+            continue
+        seen.add(v)
+        out.append(WrongAnswer(v, margin(tol, v), mk.name, mk.feedback))
+    return tuple(out)
+
+
+def _indices(shape: list) -> list[tuple[int, ...]]:
+    """Each entry's position, row-major (a ragged list: item, then position in it)."""
+    return _indices_of(repr(shape))
+
+
+@functools.lru_cache(maxsize=1024)  # a class repeats a few shapes thousands of times
+def _indices_of(shape_repr: str) -> list[tuple[int, ...]]:
+    import ast
+
+    return _positions(ast.literal_eval(shape_repr))
+
+
+def _positions(shape: list) -> list[tuple[int, ...]]:
+    if is_ragged(shape):
+        return [(i, *rest) for i, s in enumerate(shape) for rest in _positions(s)]
+    out: list[tuple[int, ...]] = [()]
+    for d in shape:
+        out = [(*p, k) for p in out for k in range(d)]
+    return out
+
+
+def integer_weights(shares: Sequence[float]) -> list[int]:
+    """Whole-number weights in the proportions of ``shares`` (cloze sub-question marks):
+    the shares over the smallest one, times the smallest whole multiplier up to
+    MAX_CLOZE_SCALE that makes them all whole, else rounded at that scale. Zero stays zero.
+
+    >>> integer_weights([2.5, 2.5, 0.5, 0.0])
+    [5, 5, 1, 0]
+    """
+    nonzero = [s for s in shares if s > 0]
+    if not nonzero:
+        return [1] * len(shares)
+    smallest = min(nonzero)
+    ratios = [s / smallest for s in shares]
+    for scale in range(1, MAX_CLOZE_SCALE + 1):
+        scaled = [r * scale for r in ratios]
+        if all(abs(v - round(v)) < 1e-6 * max(1.0, v) for v in scaled):
+            return [round(v) for v in scaled]
+    return [max(1, round(r * 100)) if r else 0 for r in ratios]
+
+
+# -- laying out a field's blanks ------------------------------------------------------
+
+def field_heading(fb: FieldBlanks) -> str:
+    """HTML: the field's name, what it is, its shape in words and any tolerance note."""
+    f = fb.field
+    note = f"; <em>{html.escape(fb.note)}</em>" if fb.note else ""
+    return (f"<code>{html.escape(f.name)}</code>: {html.escape(f.label)} "
+            f"({html.escape(describe_shape(f.shape))}{note})")
+
+
+def layout(fb: FieldBlanks, blank: Callable[[Entry], str]) -> str:
+    """HTML holding one input per entry, arranged like the field: a number alone, a row
+    for a vector, a table for a matrix, a table per leading index beyond two dimensions,
+    one row per item of a ragged list."""
+    shape, entries = fb.field.shape, list(fb.entries)
+    if not shape:
+        return blank(entries[0])
+    if is_ragged(shape):
+        rows, k = [], 0
+        for i, s in enumerate(shape):
+            n = len(_indices(s))
+            rows.append([f"{i + 1}:"] + [blank(e) for e in entries[k:k + n]])
+            k += n
+        return _table(rows, header_col=True)
+    if len(shape) == 1:
+        return _table([[blank(e) for e in entries]])
+    if len(shape) == 2:
+        c = shape[1]
+        return _table([[blank(e) for e in entries[r * c:(r + 1) * c]] for r in range(shape[0])])
+    inner = len(entries) // shape[0]
+    parts = []
+    for k in range(shape[0]):
+        sub = FieldBlanks(Field(fb.field.name, fb.field.label, fb.field.kind, shape[1:],
+                                fb.field.tolerance), tuple(entries[k * inner:(k + 1) * inner]),
+                          None)
+        parts.append(f"<p>{k + 1}.</p>{layout(sub, blank)}")
+    return "".join(parts)
+
+
+def _table(rows: list[list[str]], header_col: bool = False) -> str:
+    body = "".join("<tr>" + "".join(
+        f"<th>{c}</th>" if header_col and j == 0 else f"<td>{c}</td>"
+        for j, c in enumerate(r)) + "</tr>" for r in rows)
+    return f'<table class="deepdrill-blanks">{body}</table>'
+
+
+# -- the statement: the problem template's LaTeX as HTML ------------------------------
+
+def statement_html(variant: Variant, math_html: Math, figure: Figure,
+                   dollar: str = "$") -> str:
+    """The problem statement of a variant as HTML (the sheet's own text).
+
+    ``dollar`` is how a literal dollar sign is written (PrairieLearn's MathJax reads a
+    bare ``$`` as math, so it passes ``\\$``).
+    """
+    return latex_to_html(problem_latex(variant), math_html, figure, dollar)
+
+
+def problem_latex(variant: Variant) -> str:
+    """The problem statement as the PDF sheet typesets it."""
+    from deepdrill.generator.exercise import get
+    from deepdrill.generator.render import Question, environment
+
+    context = Question(1, 1.0, variant, "q1").context(solutions=False)
+    template = environment().get_template(get(variant.type).problem_template)
+    return template.render(q=context)
+
+
+_TEXT_SYMBOLS = {"#": "#", "%": "%", "&": "&", "_": "_", "$": "$", "{": "{", "}": "}",
+                 ",": "\u2009", " ": " ", ";": " ", "-": ""}
+_WORD_SYMBOLS = {"textasciitilde": "~", "textasciicircum": "^", "textbackslash": "\\",
+                 "textbar": "|", "textless": "<", "textgreater": ">", "ldots": "\u2026",
+                 "dots": "\u2026", "quad": "\u2003", "qquad": "\u2003\u2003",
+                 "par": "\n\n", "noindent": "", "raggedright": "", "centering": "",
+                 "footnotesize": "", "small": "", "scriptsize": "", "normalsize": "",
+                 "large": "", "Large": "", "toprule": "", "midrule": "", "bottomrule": "",
+                 "hline": "", "medskip": "\n\n", "smallskip": "\n\n", "bigskip": "\n\n"}
+_WRAPPERS = {"texttt": ("<code>", "</code>"), "emph": ("<em>", "</em>"),
+             "textit": ("<em>", "</em>"), "textbf": ("<strong>", "</strong>"),
+             "textrm": ("", ""), "text": ("", ""), "mbox": ("", "")}
+_SKIP_ARGS = {"setlength": 2, "renewcommand": 2, "vspace": 1, "hspace": 1, "label": 1}
+_MATH = re.compile(r"\\\[(.*?)\\\]|\$\$(.*?)\$\$|\\\((.*?)\\\)|\$((?:\\\$|[^$])*)\$", re.DOTALL)
+# Display-math environments, each as the inner environment that works inside \[..\]
+_DISPLAY = {"equation": "", "equation*": "", "gather": "gathered", "gather*": "gathered",
+            "align": "aligned", "align*": "aligned", "multline*": "gathered"}
+_BLOCKS = ("tikzpicture", "center", "flushleft", "tabular", "itemize", "enumerate",
+           *(re.escape(name) for name in _DISPLAY))
+_ENV = re.compile(r"\\(begin|end)\{(" + "|".join(_BLOCKS) + r")\}")
+_COMMAND = re.compile(r"\\([a-zA-Z]+)\*?|\\(.)|(``|''|--|~|[{}&]|\n\s*\n)", re.DOTALL)
+
+
+def latex_to_html(tex: str, math_html: Math, figure: Figure, dollar: str = "$") -> str:
+    """The text-mode LaTeX of a problem template as HTML paragraphs.
+
+    Handles what the templates use; anything else is refused with its name, so a new
+    template construct shows up in the tests rather than as raw LaTeX in an LMS.
+
+    >>> latex_to_html(r"Use \\texttt{CONV$k$} and $x^2$.", lambda t, d: f"[{t}]", str)
+    '<p>Use <code>CONV[k]</code> and [x^2].</p>'
+    """
+    return _Translator(math_html, figure, dollar).document(tex)
+
+
+class _Translator:
+    def __init__(self, math_html: Math, figure: Figure, dollar: str) -> None:
+        self.math, self.figure, self.dollar = math_html, figure, dollar
+
+    def document(self, tex: str) -> str:
+        tex = re.sub(r"(?<!\\)%[^\n]*", "", tex)  # comments (a tikzpicture's trailing %)
+        html_text = self.blocks(tex)
+        paragraphs = [p.strip() for p in re.split(r"\n\s*\n", html_text) if p.strip()]
+        return "".join(p if p.startswith(("<div", "<table", "<ul")) else f"<p>{p}</p>"
+                       for p in paragraphs)
+
+    def blocks(self, tex: str) -> str:
+        """Environments (tables, lists, figures, centring) around runs of inline text."""
+        out, pos = [], 0
+        while True:
+            m = _ENV.search(tex, pos)
+            if not m:
+                out.append(self.inline(tex[pos:]))
+                return "".join(out)
+            out.append(self.inline(tex[pos:m.start()]))
+            kind, name = m.groups()
+            if kind == "end":
+                raise DeepdrillError(f"unbalanced \\end{{{name}}} in a problem statement")
+            body, pos = _environment_body(tex, m.end(), name)
+            out.append(self.environment(name, body))
+
+    def environment(self, name: str, body: str) -> str:
+        if name == "tikzpicture":
+            return "\n\n<div class=\"deepdrill-figure\">" + self.figure(
+                f"\\begin{{tikzpicture}}{body}\\end{{tikzpicture}}") + "</div>\n\n"
+        if name in ("center", "flushleft", "raggedright"):
+            return "\n\n" + self.blocks(body) + "\n\n"
+        if name in _DISPLAY:
+            inner = _DISPLAY[name]
+            body = f"\\begin{{{inner}}}{body.strip()}\\end{{{inner}}}" if inner else body.strip()
+            return "\n\n" + self.math(body, True) + "\n\n"
+        if name == "tabular":
+            return "\n\n" + self.tabular(body) + "\n\n"
+        return "\n\n" + self.items(body, name) + "\n\n"  # itemize, enumerate
+
+    def tabular(self, body: str) -> str:
+        """A tabular as an HTML table; the rows above its first \\midrule are the header."""
+        body = _skip_group(body.lstrip())  # the column spec
+        head, rule, rest = body.partition("\\midrule")
+        if not rule or not self.rows(head):
+            head, rest = "", body
+        th = "".join(f"<tr>{''.join(f'<th>{c}</th>' for c in row)}</tr>" for row in self.rows(head))
+        td = "".join(f"<tr>{''.join(f'<td>{c}</td>' for c in row)}</tr>" for row in self.rows(rest))
+        return (f'<table class="deepdrill-table">{f"<thead>{th}</thead>" if th else ""}'
+                f"<tbody>{td}</tbody></table>")
+
+    def rows(self, tex: str) -> list[list[str]]:
+        tex = re.sub(r"\\(toprule|midrule|bottomrule|hline)", "", tex)
+        return [[self.inline(c).strip() for c in _split_outside_math(r, "&")]
+                for r in _split_outside_math(tex, r"\\\\") if r.strip()]
+
+    def items(self, body: str, name: str) -> str:
+        parts = re.split(r"\\item(?![a-zA-Z])(?:\[([^\]]*)\])?", body)
+        out = []
+        for k in range(1, len(parts), 2):
+            label = parts[k]
+            text = self.inline(parts[k + 1]).strip()
+            out.append(f"<li>{self.inline(label) + ' ' if label else ''}{text}</li>")
+        style = ' style="list-style: none"' if any(parts[1::2]) else ""
+        tag = "ol" if name == "enumerate" and not style else "ul"
+        return f"<{tag}{style}>{''.join(out)}</{tag}>"
+
+    def inline(self, tex: str) -> str:
+        """Text with math; a \\texttt{..} may hold math, so its closing tag waits on
+        ``self.closing`` across the math."""
+        self.closing: list[str] = []
+        out, pos = [], 0
+        for m in _MATH.finditer(tex):
+            out.append(self.text(tex[pos:m.start()]))
+            display = m.group(1) is not None or m.group(2) is not None
+            body = next(g for g in m.groups() if g is not None)
+            out.append(self.math(body.strip(), display))
+            pos = m.end()
+        out.append(self.text(tex[pos:]))
+        out.extend(reversed(self.closing))  # an unclosed group: close its tags
+        return "".join(out)
+
+    def text(self, tex: str) -> str:
+        """Text without math: commands to HTML, everything else escaped."""
+        out, pos, stack = [], 0, self.closing
+        while True:
+            m = _COMMAND.search(tex, pos)
+            chunk = tex[pos:m.start() if m else len(tex)]
+            out.append(html.escape(chunk, quote=False))
+            if not m:
+                break
+            pos = m.end()
+            word, symbol, other = m.groups()
+            if word is not None:
+                pos = self.command(word, tex, pos, out, stack)
+            elif symbol == "\\":
+                out.append("<br>")
+            elif symbol is not None:
+                if symbol not in _TEXT_SYMBOLS:
+                    raise DeepdrillError(f"the problem statement uses \\{symbol}, which the "
+                                         f"LMS export cannot show yet")
+                out.append(self.dollar if symbol == "$" else
+                           html.escape(_TEXT_SYMBOLS[symbol], quote=False))
+            elif other == "{":
+                stack.append("")
+            elif other == "}":
+                out.append(stack.pop() if stack else "")
+            elif other == "``":
+                out.append("\u201c")
+            elif other == "''":
+                out.append("\u201d")
+            elif other == "--":
+                out.append("\u2013")
+            elif other == "~":
+                out.append("\u00a0")
+            elif other == "&":
+                out.append("&amp;")
+            else:
+                out.append("\n\n")
+        return "".join(out)
+
+    def command(self, word: str, tex: str, pos: int, out: list[str], stack: list[str]) -> int:
+        if word in _WORD_SYMBOLS:
+            out.append(_WORD_SYMBOLS[word])
+            return pos + 2 if tex.startswith("{}", pos) else pos
+        if word in _WRAPPERS:
+            opening, closing = _WRAPPERS[word]
+            rest = tex[pos:].lstrip()
+            if not rest.startswith("{"):
+                raise DeepdrillError(f"\\{word} without a braced argument in a problem statement")
+            pos = len(tex) - len(rest) + 1
+            out.append(opening)
+            stack.append(closing)
+            return pos
+        if word in _SKIP_ARGS:  # layout settings: nothing to show
+            for _ in range(_SKIP_ARGS[word]):
+                pos = len(tex) - len(_skip_group(tex[pos:].lstrip()))
+            return pos
+        raise DeepdrillError(f"the problem statement uses \\{word}, which the LMS export cannot "
+                             f"show yet (deepdrill.export.questions)")
+
+
+def _environment_body(tex: str, start: int, name: str) -> tuple[str, int]:
+    """The body of an environment opened just before ``start``, and where it ends."""
+    depth = 1
+    for m in re.finditer(r"\\(begin|end)\{" + re.escape(name) + r"\}", tex[start:]):
+        depth += 1 if m.group(1) == "begin" else -1
+        if depth == 0:
+            return tex[start:start + m.start()], start + m.end()
+    raise DeepdrillError(f"\\begin{{{name}}} without its \\end in a problem statement")
+
+
+def _skip_group(tex: str) -> str:
+    """``tex`` after its leading brace group."""
+    if not tex.startswith("{"):
+        return tex
+    depth = 0
+    for i, ch in enumerate(tex):
+        if ch == "{" and (i == 0 or tex[i - 1] != "\\"):
+            depth += 1
+        elif ch == "}" and tex[i - 1] != "\\":
+            depth -= 1
+            if depth == 0:
+                return tex[i + 1:]
+    return ""
+
+
+def _split_outside_math(tex: str, separator: str) -> list[str]:
+    """``tex`` split on a separator (a regex) that is not inside ``$..$`` or braces."""
+    parts, start, depth, in_math = [], 0, 0, False
+    for m in re.finditer(r"\\\$|\$|\{|\}|" + separator, tex):
+        token = m.group()
+        if token == "$":
+            in_math = not in_math
+        elif token == "{":
+            depth += 1
+        elif token == "}":
+            depth -= 1
+        elif token != "\\$" and not in_math and depth == 0:
+            parts.append(tex[start:m.start()])
+            start = m.end()
+    parts.append(tex[start:])
+    return parts
+
+
+# -- figures ---------------------------------------------------------------------------
+
+class Figures:
+    """TikZ pictures met while writing an export, each compiled once to PNG at the end
+    (one pdflatex run for all of them: a class's figures cost about a second)."""
+
+    def __init__(self) -> None:
+        self.sources: dict[str, str] = {}  # file name -> LaTeX
+
+    def name(self, tikz: str) -> str:
+        """A stable file name for a picture (the same picture, the same file)."""
+        digest = hashlib.sha256(tikz.encode("utf-8")).hexdigest()[:16]
+        name = f"figure-{digest}.png"
+        self.sources.setdefault(name, tikz)
+        return name
+
+    def compile(self) -> dict[str, bytes]:
+        """Every picture as PNG bytes; {} when there are none. Needs pdflatex (with TikZ)
+        and pdftocairo (poppler-utils)."""
+        if not self.sources:
+            return {}
+        return compile_figures(self.sources)
+
+
+_FIGURE_DOC = r"""\documentclass{article}
+\usepackage{amsmath,amssymb,tikz}
+\usepackage[T1]{fontenc}
+\pagestyle{empty}
+\hoffset=-1in \voffset=-1in
+\newbox\ddfig
+\def\ddshow#1{\setbox\ddfig=\hbox{\kern4pt#1\kern4pt}%
+  \pdfpagewidth=\wd\ddfig \pdfpageheight=\dimexpr\ht\ddfig+\dp\ddfig+8pt\relax
+  \shipout\vbox{\kern4pt\box\ddfig}}
+\begin{document}
+"""
+
+
+def compile_figures(sources: dict[str, str]) -> dict[str, bytes]:
+    """TikZ pictures (name -> LaTeX) as cropped PNG images (name -> bytes)."""
+    if not (shutil.which("pdflatex") and shutil.which("pdftocairo")):
+        raise DeepdrillError("this export holds figures, which need pdflatex (with TikZ) and "
+                             "pdftocairo (poppler-utils); install them, or leave out the "
+                             "questions with figures")
+    names = list(sources)
+    body = "".join(f"\\ddshow{{{sources[n]}}}\n" for n in names)
+    with tempfile.TemporaryDirectory(prefix="deepdrill-figures-") as tmp:
+        folder = Path(tmp)
+        (folder / "figures.tex").write_text(_FIGURE_DOC + body + "\\end{document}\n",
+                                            encoding="utf-8")
+        run = subprocess.run(["pdflatex", "-interaction=batchmode", "-halt-on-error",
+                              "figures.tex"], cwd=folder, capture_output=True, timeout=600,
+                             check=False)
+        if run.returncode != 0:
+            raise DeepdrillError("pdflatex could not draw the figures; see "
+                                 "`deepdrill solve TYPE --pdf` for the same figure")
+        subprocess.run(["pdftocairo", "-png", "-r", str(FIGURE_DPI), "figures.pdf", "page"],
+                       cwd=folder, check=True, capture_output=True, timeout=600)
+        pages = sorted(folder.glob("page-*.png"), key=lambda p: int(p.stem.split("-")[-1]))
+        if len(pages) != len(names):
+            raise DeepdrillError(f"drew {len(pages)} figure(s) for {len(names)}")
+        return {n: p.read_bytes() for n, p in zip(names, pages)}
+
+
+def variant_label(index: int, count: int) -> str:
+    """``v007`` of ``v120``: variant numbers padded to sort as text."""
+    return f"v{index + 1:0{max(3, len(str(count)))}d}"
+
+
+# -- the variants of a key ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ExportSet:
+    """An assignment's questions, each with the stored variants to export."""
+
+    title: str
+    course: str
+    questions: tuple[tuple[str, float, tuple[ExportQuestion, ...]], ...]  # label, points, variants
+
+
+def load_export(key_path: Path, variants: int | None = None) -> ExportSet:
+    """Every question of a key with one variant per student (in the key's order), or the
+    first ``variants`` students' variants."""
+    from deepdrill.grader.batch import load_key
+
+    key = load_key(key_path)
+    students = list(key.students.values())
+    if variants is not None:
+        if variants < 1:
+            raise DeepdrillError("--variants must be at least 1")
+        students = students[:variants]
+    questions = []
+    for q in key.questions:
+        qs = tuple(export_question(s.variants[q.label], q.label, q.points) for s in students)
+        questions.append((q.label, q.points, qs))
+    return ExportSet(key.title, str(key.raw_assignment.get("course", "")), tuple(questions))
