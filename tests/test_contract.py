@@ -41,6 +41,12 @@ OPTIONS: dict[str, list[dict[str, Any]]] = {
     "pooling": [{"overlap": True}, {"channels": 2}],
     "softmax_regression": [{"classes": 2}, {"classes": 5, "features": 4}, {"features": 1}],
     "activation_gradients": [{"layers": 6}, {"layers": 2}],
+    "mlp_forward": [{"hidden_layers": 2, "width": 3},
+                    {"activation": "tanh", "output_activation": "softmax"}],
+    "mlp_backward": [{"loss": "mse", "hidden_layers": 2},
+                     {"loss": "mse", "activation": "sigmoid", "output_activation": "sigmoid"}],
+    "batchnorm_backward": [{"features": 2}, {"n": 3}],
+    "residual_block": [{"dim": 3}, {"dim": 4, "hidden": 3}],
 }
 PINNED: dict[str, list[dict[str, Any]]] = {
     "conv2d_forward": [{"activation": "relu", "padding": 1}, {"stride": 2}],
@@ -50,6 +56,8 @@ PINNED: dict[str, list[dict[str, Any]]] = {
     "pooling": [{"mode": "max", "size": 2, "stride": 1}],
     # ReLU chains are pinned only: a dead unit makes a constant answer worth too much
     "activation_gradients": [{"activation": "sigmoid"}, {"activation": "tanh"}],
+    "batchnorm_backward": [{"eps": 0.5}],
+    "residual_block": [{"weights1": [[1, -1], [2, 1]]}],
 }
 # Types whose later fields cannot be reached by this module's generic wrong value: a max
 # pool's gradient follows the element a student's output names, and 1.5 y + 0.5 names none

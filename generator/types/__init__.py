@@ -12,6 +12,8 @@ from . import cnn_layer_table  # noqa: F401
 from . import conv_cost  # noqa: F401
 from . import conv2d_backward  # noqa: F401
 from . import pooling  # noqa: F401
+from . import batchnorm_backward  # noqa: F401
+from . import residual_block  # noqa: F401
 from . import mlp_forward  # noqa: F401
 from . import softmax_regression  # noqa: F401
 from . import activation_gradients  # noqa: F401
