@@ -4,14 +4,16 @@ The files imitate a class: one student right, one who works by hand (every
 intermediate rounded to three figures, answers typed as text, fractions where short),
 one making the typical mistake of each question (later answers computed from it), one half done with garbage in
 places, one whose file is broken JSON, one who submits nothing, and one file from
-a student who is not on the roster. Run it again after changing the example
-assignment or roster:
+a student who is not on the roster. Run it again after changing an example
+assignment or the roster:
 
-    python examples/make_submissions.py
+    python examples/make_submissions.py                   # assignment.toml -> submissions/
+    python examples/make_submissions.py backprop.toml     # -> backprop/submissions/
 """
 
 from __future__ import annotations
 
+import sys
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -47,12 +49,19 @@ def garble(value: Any, depth: int = 0) -> Any:
     return value if depth % 3 == 0 else ("about 3" if depth % 3 == 1 else value + 1)
 
 
-def main() -> None:
-    assignment = load_assignment(HERE / "assignment.toml")
+def submissions_folder(name: str) -> Path:
+    """Where an example assignment's submissions live: submissions/ for the quickstart's
+    assignment.toml, <name>/submissions/ for the others."""
+    stem = Path(name).stem
+    return HERE / "submissions" if stem == "assignment" else HERE / stem / "submissions"
+
+
+def main(name: str = "assignment.toml") -> None:
+    assignment = load_assignment(HERE / name)
     students, _ = load_roster(HERE / "roster.csv")
     builds = {b.student.id: b for b in make_variants(assignment, students)}
-    out = HERE / "submissions"
-    out.mkdir(exist_ok=True)
+    out = submissions_folder(name)
+    out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("*.json"):
         old.unlink()
 
@@ -84,4 +93,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(*sys.argv[1:2])

@@ -35,6 +35,9 @@ class Exercise:
     params: ClassVar[tuple[str, ...]]  # public parameter names
     options: ClassVar[dict[str, Any]] = {}  # size options and their defaults
     work_space: ClassVar[str] = "6cm"  # room to work below the problem on the sheet
+    # room a question needs below its heading, or it starts on a new page (more for a
+    # figure that should stay with the text that follows it)
+    need_space: ClassVar[str] = r"9\baselineskip"
     version: ClassVar[int] = 1  # raise when answers, fields or parameters change meaning
     # LaTeX packages the templates need beyond the sheet's own (e.g. ("tikz",) for a
     # figure): loaded only in documents that hold such a question, so others compile fast

@@ -128,6 +128,7 @@ class Question:
             "problem_template": ex.problem_template,
             "solution_template": ex.solution_template,
             "work_space": latex.Tex(ex.work_space),
+            "need_space": latex.Tex(ex.need_space),
             "params": params,
             "problem": ex.problem(params),
             "steps": ex.worked(params, self.variant.values or ex.values(params))

@@ -1,20 +1,28 @@
 """The examples the README's quickstart grades behave as the README says.
 
-If this fails after a change to examples/assignment.toml or to an exercise type's
-draws, regenerate the submissions: python examples/make_submissions.py
+If this fails after a change to an example assignment or to an exercise type's
+draws, regenerate its submissions: python examples/make_submissions.py [backprop.toml]
 """
 
 import pytest
 
 from deepdrill.grader.batch import collect_files, grade_files, load_key
 
-HINT = "examples/submissions are stale: run python examples/make_submissions.py"
+HINT = "example submissions are stale: run python examples/make_submissions.py [NAME.toml]"
 
 
-@pytest.fixture(scope="module")
-def report(example_build, examples):
-    key = load_key(example_build / "key.json")
-    return grade_files(key, collect_files([examples / "submissions"])[0], workers=1)
+@pytest.fixture(scope="module", params=["assignment.toml", "backprop.toml"])
+def report(request, tmp_path_factory, example_students, examples):
+    """Each example assignment built for the example roster, its submissions graded."""
+    from deepdrill.generator.assignment import load_assignment
+    from deepdrill.generator.build import build
+
+    name = request.param
+    out = tmp_path_factory.mktemp(name.split(".")[0]) / "out"
+    build(load_assignment(examples / name), example_students, out, pdf=False, workers=1)
+    folder = examples / "submissions" if name == "assignment.toml" else \
+        examples / name.split(".")[0] / "submissions"
+    return grade_files(load_key(out / "key.json"), collect_files([folder])[0], workers=1)
 
 
 def by_student(report):

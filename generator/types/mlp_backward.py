@@ -265,6 +265,7 @@ class MlpBackward(Exercise):
     params = ("x", "layers", "target", "loss", "learning_rate")
     options = {**OPTIONS, "loss": None}  # None: cross_entropy or mse
     packages = ("tikz",)
+    need_space = r"24\baselineskip"  # the figure stays with the text below it
     work_space = "9cm"
 
     def sample(self, rng, pinned, options):

@@ -117,6 +117,7 @@ class MlpForward(Exercise):
     params = ("x", "layers")
     options = OPTIONS
     packages = ("tikz",)
+    need_space = r"24\baselineskip"  # the figure stays with the text below it
     work_space = "7cm"
 
     def sample(self, rng, pinned, options):

@@ -115,6 +115,7 @@ class Pooling(Exercise):
     options = {"input_size": None, "channels": 1, "overlap": False, "backward": True}
     work_space = "8cm"
     packages = ("tikz",)
+    need_space = r"24\baselineskip"  # the figure stays with the text below it
 
     def sample(self, rng, pinned, options):
         opts = _options(options)

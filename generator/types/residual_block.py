@@ -132,6 +132,7 @@ class ResidualBlock(Exercise):
     options = {"dim": None, "hidden": None}  # None: d in 2..3, h = d
     work_space = "10cm"
     packages = ("tikz",)
+    need_space = r"24\baselineskip"  # the figure stays with the text below it
 
     def sample(self, rng, pinned, options):
         if pinned.keys() >= set(self.params):
