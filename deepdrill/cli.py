@@ -306,9 +306,12 @@ def build(assignment_file: Path, roster: Path | None, variants: int | None, out:
               help="Report folder [default: a 'grades' folder beside the key].")
 @click.option("--max-bytes", type=click.IntRange(min=1), default=1_000_000, show_default=True,
               help="Larger submission files are not read.")
+@click.option("--pdf", is_flag=True,
+              help="Also typeset a feedback PDF per student (feedback/<id>.pdf, all of them in "
+                   "feedback.pdf) and the class report (class_report.pdf).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no table.")
 def grade(key_path: Path, submissions: tuple[Path, ...], out: Path | None, max_bytes: int,
-          quiet: bool) -> None:
+          pdf: bool, quiet: bool) -> None:
     """Grade SUBMISSIONS (files, or folders of *.json files) against each student's variant.
 
     Writes grades.csv (a row per student) and report.json (per student, question and
@@ -318,6 +321,11 @@ def grade(key_path: Path, submissions: tuple[Path, ...], out: Path | None, max_b
     A file named for one student that says it is another's counts for neither, and both
     students' rows say so. Both reports are replaced together, or not at all; one
     grader at a time writes into --out.
+
+    With --pdf: each student's feedback sheet (their answers beside the expected ones,
+    wrong entries marked, the named mistakes, carried-forward credit, the scores) and the
+    class report (score distribution, each question's and field's difficulty and
+    discrimination, the common mistakes, the files not graded, who submitted nothing).
     """
     from deepdrill.grader.batch import (collect_files, grade_files, load_key, out_locked,
                                         write_reports)
@@ -347,6 +355,39 @@ def grade(key_path: Path, submissions: tuple[Path, ...], out: Path | None, max_b
     if not quiet:
         _print_summary(report)
     click.echo(f"wrote {csv_path} and {json_path}")
+    if pdf:
+        _typeset_reports(key, json_path, out, quiet)
+
+
+def _typeset_reports(key: Any, json_path: Path, out: Path, quiet: bool) -> None:
+    """Feedback sheets and the class report, from the report just written, switched into
+    --out as one unit (a failure leaves the previous ones)."""
+    import orjson
+
+    from deepdrill.files import locked, settle, staging, switch_over
+    from deepdrill.generator.pdf import pdflatex
+    from deepdrill.grader.class_report import typeset_class_report
+    from deepdrill.grader.feedback import rows_and_entries, typeset_feedback
+
+    pdflatex()
+    report = orjson.loads(json_path.read_bytes())
+    folder = {sid: s.folder for sid, s in key.students.items()}
+    with locked(out, "grade"):
+        settle(out)
+        stage = staging(out)
+        try:
+            _progress(quiet)("feedback", len(rows_and_entries(report)), lambda tick:
+                             typeset_feedback(report, stage / "feedback",
+                                              lambda sid: folder.get(sid, sid), tick=tick))
+            typeset_class_report(report, stage / "class_report.pdf")
+        except BaseException:
+            import shutil
+
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
+        switch_over(out, stage, ["feedback", "class_report.pdf"], ["feedback", "class_report.pdf"])
+    click.echo(f"wrote {out / 'feedback'}/<id>.pdf (all in {out / 'feedback' / 'feedback.pdf'}) "
+               f"and {out / 'class_report.pdf'}")
 
 
 def _print_summary(report: Any) -> None:

@@ -156,7 +156,8 @@ def rows_and_entries(report: dict[str, Any]) -> list[tuple[dict, dict | None]]:
 
 
 def typeset_feedback(report: dict[str, Any], out: Path, folder_of: Callable[[str], str],
-                     workers: int | None = None) -> list[Path]:
+                     workers: int | None = None,
+                     tick: Callable[[int], None] | None = None) -> list[Path]:
     """Write ``out/<folder>.pdf`` for every student of the key and ``out/feedback.pdf``
     with all of them; return the per-student files."""
     out.mkdir(parents=True, exist_ok=True)
@@ -168,12 +169,19 @@ def typeset_feedback(report: dict[str, Any], out: Path, folder_of: Callable[[str
     head = {"title": report["assignment"]["title"],
             "course": report["assignment"].get("course", "")}
     workers = min(workers or os.cpu_count() or 1, len(chunks))
+    tick = tick or (lambda n: None)
+    documents = []
     if workers > 1:
         with ProcessPoolExecutor(workers, initializer=die_with_parent,
                                  initargs=(os.getpid(),)) as pool:
-            documents = list(pool.map(_typeset_chunk, [head] * len(chunks), chunks))
+            for chunk, document in zip(chunks, pool.map(_typeset_chunk, [head] * len(chunks),
+                                                        chunks)):
+                documents.append(document)
+                tick(len(chunk[0]))
     else:
-        documents = [_typeset_chunk(head, c) for c in chunks]
+        for chunk in chunks:
+            documents.append(_typeset_chunk(head, chunk))
+            tick(len(chunk[0]))
     runs = [(doc, start, n) for doc, spans in documents for start, n in spans]
     if runs:
         assemble(runs, out / "feedback.pdf")
