@@ -270,21 +270,21 @@ def build(assignment_file: Path, roster: Path | None, variants: int | None, out:
     (late enrolment, a renamed student) reuses every sheet that would not change and
     compiles only the others; students no longer on the roster are removed.
     """
-    from deepdrill.generator.assignment import load_assignment, load_roster, numbered_students
-    from deepdrill.generator.build import build as run_build
+    from deepdrill import api
+    from deepdrill.generator.assignment import numbered_students
 
     if (roster is None) == (variants is None):
         raise DeepdrillError("give either --roster CSV or --variants N")
-    assignment = load_assignment(assignment_file)
+    assignment = api.load_assignment(assignment_file)
     notes: list[str] = []  # the roster's columns and skipped rows, then the build's own
     if roster is not None:
-        students, digest = load_roster(roster, notes)
-        roster_info = {"file": str(roster), "sha256": digest, "students": len(students)}
+        students = api.load_roster(roster, notes)
+        roster_info = {"file": str(roster), "sha256": _sha256(roster), "students": len(students)}
     else:
         students, roster_info = numbered_students(variants or 0), {"variants": variants}
     out = out or Path("output") / assignment_file.stem
-    run_build(assignment, students, out, pdf=not no_pdf, roster_info=roster_info, workers=jobs,
-              progress=_progress(quiet), fresh=fresh, notes=notes)
+    notes += api.build(assignment, students, out, pdf=not no_pdf, roster_info=roster_info,
+                       workers=jobs, progress=_progress(quiet), fresh=fresh).notes
     click.echo(f"built {len(students)} sheet(s) of {len(assignment.questions)} question(s) in {out}/")
     for note in notes:
         click.echo(f"  {note}")
@@ -327,67 +327,60 @@ def grade(key_path: Path, submissions: tuple[Path, ...], out: Path | None, max_b
     class report (score distribution, each question's and field's difficulty and
     discrimination, the common mistakes, the files not graded, who submitted nothing).
     """
-    from deepdrill.grader.batch import (collect_files, grade_files, load_key, out_locked,
-                                        write_reports)
-
     import signal
 
-    key = load_key(key_path)
-    files, skipped = collect_files(submissions)
+    from deepdrill import api
+    from deepdrill.grader.batch import collect_files, out_locked
+
+    key = api.load_key(key_path)
     out = out or key_path.parent / "grades"
+    total = len(collect_files(submissions)[0])
     plain_kill = signal.signal(signal.SIGTERM, signal.default_int_handler)  # as Ctrl-C
+    result = None
     try:
         with out_locked(out):  # refused now, not after grading, if another grader writes there
-            report = _progress(quiet)("grading", len(files),
-                                      lambda tick: grade_files(key, files, max_bytes, tick,
-                                                               skipped=skipped))
-            # graded: the reports are written whole; a signal now waits until they are
-            stopped = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-            try:
-                csv_path, json_path = write_reports(report, out)
-            finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, stopped)
+            # graded: the reports are written whole; a signal then waits until they are
+            result = _progress(quiet)("grading", total, lambda tick: api.grade(
+                key, submissions, out, max_bytes=max_bytes, tick=_then_hold_signals(tick, total)))
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     except KeyboardInterrupt:
+        if result is not None:
+            raise DeepdrillError(f"interrupted after the reports were written; grades.csv and "
+                                 f"report.json in {out} are whole and new") from None
         raise DeepdrillError(f"interrupted before the reports were written; the previous "
                              f"grades.csv and report.json in {out}, if any, are intact") from None
     finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
         signal.signal(signal.SIGTERM, plain_kill)
     if not quiet:
-        _print_summary(report)
-    click.echo(f"wrote {csv_path} and {json_path}")
+        _print_summary(result.report)
+    click.echo(f"wrote {result.grades_csv} and {result.report_json}")
     if pdf:
-        _typeset_reports(key, json_path, out, quiet)
+        api.typeset_reports(key, result.report_json, out, _progress(quiet))
+        click.echo(f"wrote {out / 'feedback'}/<id>.pdf (all in "
+                   f"{out / 'feedback' / 'feedback.pdf'}) and {out / 'class_report.pdf'}")
 
 
-def _typeset_reports(key: Any, json_path: Path, out: Path, quiet: bool) -> None:
-    """Feedback sheets and the class report, from the report just written, switched into
-    --out as one unit (a failure leaves the previous ones)."""
-    import orjson
+def _then_hold_signals(tick: Callable[[int], None], total: int) -> Callable[[int], None]:
+    """A progress callback that, once every file is graded, holds Ctrl-C and kill until
+    the reports are written (the grade command then unblocks them)."""
+    import signal
 
-    from deepdrill.files import locked, settle, staging, switch_over
-    from deepdrill.generator.pdf import pdflatex
-    from deepdrill.grader.class_report import typeset_class_report
-    from deepdrill.grader.feedback import rows_and_entries, typeset_feedback
+    done = 0
 
-    pdflatex()
-    report = orjson.loads(json_path.read_bytes())
-    folder = {sid: s.folder for sid, s in key.students.items()}
-    with locked(out, "grade"):
-        settle(out)
-        stage = staging(out)
-        try:
-            _progress(quiet)("feedback", len(rows_and_entries(report)), lambda tick:
-                             typeset_feedback(report, stage / "feedback",
-                                              lambda sid: folder.get(sid, sid), tick=tick))
-            typeset_class_report(report, stage / "class_report.pdf")
-        except BaseException:
-            import shutil
+    def counted(n: int) -> None:
+        nonlocal done
+        done += n
+        tick(n)
+        if done >= total:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    return counted
 
-            shutil.rmtree(stage, ignore_errors=True)
-            raise
-        switch_over(out, stage, ["feedback", "class_report.pdf"], ["feedback", "class_report.pdf"])
-    click.echo(f"wrote {out / 'feedback'}/<id>.pdf (all in {out / 'feedback' / 'feedback.pdf'}) "
-               f"and {out / 'class_report.pdf'}")
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _print_summary(report: Any) -> None:

@@ -305,7 +305,7 @@ _missing_opt = click.option("--missing", type=click.Choice(["blank", "zero"]), d
                             help="Students without a submission: an empty cell (no grade) or 0.")
 
 
-def _load_roster(path: Path) -> Roster:
+def load_roster_file(path: Path) -> Roster:
     try:
         raw = path.read_bytes()
     except OSError as err:
@@ -350,7 +350,7 @@ def canvas_grades(report_path: Path, roster_path: Path, out: Path, column: str |
       deepdrill export canvas-grades --report out/grades/report.json \\
         --roster 2026-03-02_DL101_Grades.csv --out canvas.csv
     """
-    roster = _load_roster(roster_path)
+    roster = load_roster_file(roster_path)
     _write(out, canvas_grades_csv(load_grades(report_path), roster, column, missing))
 
 
@@ -382,6 +382,6 @@ def moodle_grades(report_path: Path, roster_path: Path | None, out: Path, item: 
       deepdrill export moodle-grades --report out/grades/report.json \\
         --roster courseid_42_participants.csv --out moodle.csv
     """
-    roster = _load_roster(roster_path) if roster_path else None
+    roster = load_roster_file(roster_path) if roster_path else None
     _write(out, moodle_grades_csv(load_grades(report_path), roster, item, out_of, missing,
                                   feedback))
