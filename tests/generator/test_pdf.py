@@ -43,7 +43,7 @@ def test_combined_and_per_student_pdfs(pdf_build, example_students):
         assert pages(sheet(pdf_build, "solutions", f)) >= pages(sheet(pdf_build, "problems", f))
         # what is handed out holds no solutions (they wait beside it for the deadline)
         assert sorted(p.name for p in (pdf_build / "students" / f).iterdir()) == \
-            ["problems.pdf", "submission.json"]
+            ["answers.html", "problems.pdf", "submission.json"]
 
 
 @pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler-utils")
