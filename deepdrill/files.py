@@ -15,6 +15,7 @@ import ctypes
 import errno
 import fcntl
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -201,4 +202,8 @@ def describe(err: OSError) -> str:
     what = err.strerror or str(err)
     hint = {errno.ENOSPC: " (the disk is full)", errno.EROFS: " (a read-only file system)",
             errno.EACCES: " (no permission)"}.get(err.errno or 0, "")
-    return f"{what}{hint}" + (f": {err.filename}" if err.filename else "")
+    name = err.filename
+    name = getattr(name, "name", name)  # a library may name the open file object instead
+    if isinstance(name, str) and (m := re.fullmatch(r"<_io\.\w+ name='(.*)'>", name)):
+        name = m.group(1)  # ... or its repr
+    return f"{what}{hint}" + (f": {name}" if isinstance(name, (str, os.PathLike)) else "")
