@@ -144,7 +144,7 @@ def typeset_reports(key: Key, report_json: Path, out: Path,
 
     import orjson
 
-    from deepdrill.files import locked, settle, staging, switch_over
+    from deepdrill.files import janitor, locked, settle, staging, switch_over
     from deepdrill.generator.pdf import pdflatex
     from deepdrill.grader.class_report import typeset_class_report
     from deepdrill.grader.feedback import rows_and_entries, typeset_feedback
@@ -153,7 +153,7 @@ def typeset_reports(key: Key, report_json: Path, out: Path,
     report = orjson.loads(Path(report_json).read_bytes())
     folder = {sid: s.folder for sid, s in key.students.items()}
     n = len(rows_and_entries(report))
-    with locked(out, "grade"):
+    with locked(out, "grade"), janitor(out):
         settle(out)
         stage = staging(out)
         try:

@@ -19,6 +19,8 @@ import re
 import secrets
 import shutil
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -184,6 +186,42 @@ def _sync(folder: Path) -> None:
             os.close(fd)
 
 
+@contextlib.contextmanager
+def janitor(folder: Path) -> Iterator[None]:
+    """A small watcher process that tidies ``folder`` (:func:`settle`) if this process dies
+    inside the block, even by ``kill -9``: it completes an interrupted switch-over and
+    removes the staging folder, so a killed run leaves nothing behind. It learns of the
+    death when its end of a pipe from this process closes; it runs in its own session, so
+    a Ctrl-C to the terminal does not stop it before it has tidied."""
+    proc = subprocess.Popen([sys.executable, "-m", "deepdrill.files", str(folder)],
+                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        yield
+    except BaseException:  # the janitor tidies once this process lets go of the folder
+        with contextlib.suppress(OSError):
+            proc.stdin.close()  # type: ignore[union-attr]
+        _JANITORS.append(proc)  # still running: kept, not collected half-way
+        raise
+    with contextlib.suppress(OSError):
+        proc.stdin.write(DONE)  # type: ignore[union-attr]
+        proc.stdin.close()  # type: ignore[union-attr]
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=10)
+
+
+DONE = b"done\n"
+_JANITORS: list[subprocess.Popen] = []
+
+
+def _watch(folder: Path) -> None:
+    """The janitor's side: wait for the end of the pipe; tidy unless told it went well."""
+    said = sys.stdin.buffer.read()
+    if said != DONE:
+        with locked(folder, "tidy", wait_s=60):
+            settle(folder)
+
+
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
@@ -207,3 +245,7 @@ def describe(err: OSError) -> str:
     if isinstance(name, str) and (m := re.fullmatch(r"<_io\.\w+ name='(.*)'>", name)):
         name = m.group(1)  # ... or its repr
     return f"{what}{hint}" + (f": {name}" if isinstance(name, (str, os.PathLike)) else "")
+
+
+if __name__ == "__main__":  # the janitor (see janitor())
+    _watch(Path(sys.argv[1]))

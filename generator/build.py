@@ -37,7 +37,8 @@ import orjson
 
 from deepdrill import __version__
 from deepdrill.errors import DeepdrillError
-from deepdrill.files import describe, die_with_parent, locked, settle, staging, switch_over
+from deepdrill.files import (describe, die_with_parent, janitor, locked, settle, staging,
+                             switch_over)
 
 from .answer_form import answer_form
 from .assignment import Assignment, Student
@@ -309,16 +310,17 @@ def build(assignment: Assignment, students: list[Student], out: Path, *, pdf: bo
         with locked(out, "build"):
             notes += settle(out)
             previous = Previous(out, {}) if fresh else Previous.load(out, assignment, pdf)
-            stage = staging(out)
-            try:
-                manifest = _build_into(stage, assignment, students, previous, pdf,
-                                       roster_info or {}, workers or os.cpu_count() or 1,
-                                       progress, notes)
-            except BaseException:
-                shutil.rmtree(stage, ignore_errors=True)
-                raise
-            # from here on the journal finishes the switch if this process cannot
-            switch_over(out, stage, [m for m in MANAGED if (stage / m).exists()], MANAGED)
+            with janitor(out):  # tidies the staging folder if this process is killed
+                stage = staging(out)
+                try:
+                    manifest = _build_into(stage, assignment, students, previous, pdf,
+                                           roster_info or {}, workers or os.cpu_count() or 1,
+                                           progress, notes)
+                except BaseException:
+                    shutil.rmtree(stage, ignore_errors=True)
+                    raise
+                # from here on the journal finishes the switch if this process cannot
+                switch_over(out, stage, [m for m in MANAGED if (stage / m).exists()], MANAGED)
     except OSError as err:
         raise DeepdrillError(f"could not build into {out}: {describe(err)}; nothing there "
                              f"was changed (a previous build is intact)") from None
