@@ -47,6 +47,10 @@ OPTIONS: dict[str, list[dict[str, Any]]] = {
                      {"loss": "mse", "activation": "sigmoid", "output_activation": "sigmoid"}],
     "batchnorm_backward": [{"features": 2}, {"n": 3}],
     "residual_block": [{"dim": 3}, {"dim": 4, "hidden": 3}],
+    "optimizer_step": [{"size": 4}, {"size": 2}],
+    "dropout": [{"batch": 2}, {"phase": "test"}, {"scheme": "standard", "phase": "test"},
+                {"units": 8, "phase": "train"}],
+    "xavier_init": [{"network": "mlp"}, {"distribution": "normal"}, {"weighted": 5}],
 }
 PINNED: dict[str, list[dict[str, Any]]] = {
     "conv2d_forward": [{"activation": "relu", "padding": 1}, {"stride": 2}],
@@ -58,6 +62,13 @@ PINNED: dict[str, list[dict[str, Any]]] = {
     "activation_gradients": [{"activation": "sigmoid"}, {"activation": "tanh"}],
     "batchnorm_backward": [{"eps": 0.5}],
     "residual_block": [{"weights1": [[1, -1], [2, 1]]}],
+    "optimizer_step": [{"optimizer": "sgd"}, {"optimizer": "momentum"},
+                       {"optimizer": "momentum", "velocity": [0, 0, 0]},
+                       {"optimizer": "adam"}, {"optimizer": "adam", "step": 1},
+                       {"optimizer": "adam", "step": 3}],
+    "dropout": [{"keep_prob": 0.8, "scheme": "inverted", "phase": "test"}],
+    "xavier_init": [{"formula": True}, {"gain": 1.414},
+                    {"distribution": "normal", "formula": True, "gain": 1.667}],
 }
 # Types whose later fields cannot be reached by this module's generic wrong value: a max
 # pool's gradient follows the element a student's output names, and 1.5 y + 0.5 names none

@@ -18,3 +18,6 @@ from . import mlp_forward  # noqa: F401
 from . import softmax_regression  # noqa: F401
 from . import activation_gradients  # noqa: F401
 from . import mlp_backward  # noqa: F401
+from . import dropout  # noqa: F401
+from . import optimizer_step  # noqa: F401
+from . import xavier_init  # noqa: F401
