@@ -31,6 +31,8 @@ def as_text(value: Any) -> Any:
     """Numbers as strings a student might type: fractions where short, decimals otherwise."""
     if isinstance(value, list):
         return [as_text(v) for v in value]
+    if isinstance(value, str):  # a formula: written another way, as a student might
+        return f"({value})*1"
     frac = Fraction(value).limit_denominator(16)
     return str(frac) if abs(float(frac) - value) < 1e-9 else f"{value:.3g}"
 
@@ -69,8 +71,10 @@ def main(name: str = "assignment.toml") -> None:
         return {label: how(v) for label, v in builds[sid].variants.items()}
 
     def mistaken(v: Any) -> dict[str, Any]:
-        first = v.mistakes[0].answers if v.mistakes else {}
-        return {**v.answers, **first}
+        """The recognised mistake that reaches the most fields (later ones computed from
+        it earn carried-forward credit)."""
+        widest = max(v.mistakes, key=lambda m: len(m.answers)).answers if v.mistakes else {}
+        return {**v.answers, **widest}
 
     def half(v: Any) -> dict[str, Any]:
         names = list(v.answers)

@@ -11,7 +11,11 @@ from deepdrill.grader.batch import collect_files, grade_files, load_key
 HINT = "example submissions are stale: run python examples/make_submissions.py [NAME.toml]"
 
 
-@pytest.fixture(scope="module", params=["assignment.toml", "backprop.toml"])
+EXAMPLES = ["assignment.toml", "backprop.toml", "cnn_arithmetic.toml", "conv_backprop.toml",
+            "softmax_ce.toml", "normalization.toml", "architectures.toml", "optimization.toml"]
+
+
+@pytest.fixture(scope="module", params=EXAMPLES)
 def report(request, tmp_path_factory, example_students, examples):
     """Each example assignment built for the example roster, its submissions graded."""
     from deepdrill.generator.assignment import load_assignment
