@@ -42,6 +42,7 @@ class Exercise:
     # LaTeX packages the templates need beyond the sheet's own (e.g. ("tikz",) for a
     # figure): loaded only in documents that hold such a question, so others compile fast
     packages: ClassVar[tuple[str, ...]] = ()
+    solution_packages: ClassVar[tuple[str, ...]] = ()  # needed by the worked solution only
 
     def sample(self, rng: np.random.Generator, pinned: dict[str, Any],
                options: dict[str, Any]) -> dict[str, Any]:

@@ -167,7 +167,8 @@ class Sheet:
 def render_document(sheets: list[Sheet], solutions: bool) -> str:
     """One LaTeX document holding every sheet, each starting on a new page."""
     template = environment().get_template("sheet.tex.j2")
-    packages = sorted({pkg for s in sheets for q in s.questions
-                       for pkg in get(q.variant.type).packages})
+    types = {get(q.variant.type) for s in sheets for q in s.questions}
+    packages = sorted({pkg for ex in types
+                       for pkg in (*ex.packages, *(ex.solution_packages if solutions else ()))})
     return template.render(solutions=solutions, packages=packages,
                            sheets=[s.context(solutions) for s in sheets])

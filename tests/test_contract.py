@@ -59,7 +59,8 @@ PINNED: dict[str, list[dict[str, Any]]] = {
                         {"activation": "none"}],
     "pooling": [{"mode": "max", "size": 2, "stride": 1}],
     # ReLU chains are pinned only: a dead unit makes a constant answer worth too much
-    "activation_gradients": [{"activation": "sigmoid"}, {"activation": "tanh"}],
+    "activation_gradients": [{"activation": "sigmoid"}, {"activation": "tanh"},
+                             {"formula": True}, {"activation": "tanh", "formula": True}],
     "batchnorm_backward": [{"eps": 0.5}],
     "residual_block": [{"weights1": [[1, -1], [2, 1]]}],
     "optimizer_step": [{"optimizer": "sgd"}, {"optimizer": "momentum"},

@@ -18,12 +18,18 @@ z_l = +-ln k, so e^(-z) is k or 1/k, sigmoid(ln k) = k/(k+1), sigmoid' = k/(k+1)
 tanh(ln k) = (k^2-1)/(k^2+1): every derivative is a fraction, and the sheet prints
 "ln 3". ReLU draws are one-decimal z kept 0.5 clear of 0, at least one positive. The
 formula f'(z) in terms of f(z) is sympy's, once per activation (:func:`derivation`).
+
+With ``formula: true`` (sigmoid and tanh) the field ``derivative_formula`` also asks that
+formula as text: sigma'(z) in s = sigma(z) (``s*(1 - s)``) or tanh'(z) in t = tanh(z)
+(``1 - t^2``). Its typical wrong forms are named: the activation itself (``s``, ``t``,
+with the numeric slip of that name), 1 - t (likewise), the sign inside flipped, and
+the other activation's rule.
 """
 
 from __future__ import annotations
 
 import math
-from functools import cache
+from functools import cache, partial
 from itertools import combinations
 from typing import Any
 
@@ -36,7 +42,7 @@ from deepdrill.generator.exercise import (Exercise, int_option, jsonable, number
                                           require)
 from deepdrill.generator.randomness import choice, decimals, draw_until
 from deepdrill.generator.steps import NotApplicable, Slip, Step, run
-from deepdrill.model.fields import real
+from deepdrill.model.fields import formula, real
 
 from .softmax import near
 
@@ -126,6 +132,43 @@ TANH_UNSQUARED = Slip("tanh_unsquared", "you used 1 - tanh(z); the derivative of
 SLIPS = {"sigmoid": (USED_ACTIVATION, FORGOT_WEIGHTS, DERIVATIVE_AT_Z),
          "tanh": (USED_ACTIVATION, FORGOT_WEIGHTS, DERIVATIVE_AT_Z, TANH_UNSQUARED),
          "relu": (USED_ACTIVATION, FORGOT_WEIGHTS)}
+
+
+# -- the formula (the option `formula`): f'(z) typed as text in f(z)'s letter ------------
+
+def constant(text: str) -> Any:
+    return partial(str, text)
+
+
+FORMULA = {"sigmoid": "s*(1 - s)", "tanh": "1 - t^2"}  # in s = sigmoid(z), t = tanh(z)
+# the formula each numeric slip writes, where it has one
+SLIP_FORMULAS = {"sigmoid": {"used_activation": "s"},
+                 "tanh": {"used_activation": "t", "tanh_unsquared": "1 - t"}}
+FORMULA_SLIPS = {
+    "sigmoid": (Slip("formula_sign", "you wrote s(1 + s); the derivative of the sigmoid is "
+                     "s(1 - s), which is at most 1/4", swaps={"derivative_formula":
+                                                             constant("s*(1 + s)")}),
+                Slip("other_activation_formula", "you gave tanh's rule 1 - s^2; the sigmoid's "
+                     "derivative is s(1 - s)", swaps={"derivative_formula":
+                                                      constant("1 - s^2")})),
+    "tanh": (Slip("formula_sign", "you wrote 1 + t^2; the derivative of tanh is 1 - t^2, "
+                  "which is at most 1", swaps={"derivative_formula": constant("1 + t^2")}),
+             Slip("other_activation_formula", "you gave the sigmoid's rule t(1 - t); the "
+                  "derivative of tanh is 1 - t^2", swaps={"derivative_formula":
+                                                          constant("t*(1 - t)")})),
+}
+
+
+def formula_step(activation: str) -> Step:
+    return Step("derivative_formula", constant(FORMULA[activation]), ())
+
+
+def formula_slips(activation: str) -> list[Slip]:
+    """The numeric slips, those with a formula writing it too, then the formula's own."""
+    texts = SLIP_FORMULAS[activation]
+    return [Slip(s.name, s.feedback, {**s.swaps, "derivative_formula": constant(texts[s.name])})
+            if s.name in texts else s for s in SLIPS[activation]] + \
+        list(FORMULA_SLIPS[activation])
 
 
 # -- the derivation (sympy, once per activation) ----------------------------------------
@@ -276,6 +319,24 @@ def check_activation(activation: Any) -> str:
     return activation
 
 
+def check_formula(activation: str, params: dict[str, Any]) -> dict[str, Any]:
+    """{"formula": True} when asked (nothing when not: variants without it are unchanged)."""
+    asked = params.get("formula", False)
+    if not isinstance(asked, bool):
+        raise ParamError("formula must be true or false (true also asks f'(z) as a formula in "
+                         "f(z): s*(1 - s) for sigmoid, 1 - t^2 for tanh)")
+    if asked and activation == "relu":
+        raise ParamError("formula: true asks f'(z) as a formula in f(z), which ReLU's 0 or 1 "
+                         "is not; use sigmoid or tanh, or leave formula out")
+    return {"formula": True} if asked else {}
+
+
+def formula_field(activation: str) -> Any:
+    fn, letter = {"sigmoid": ("sigmoid", "s"), "tanh": ("tanh", "t")}[activation]
+    return formula("derivative_formula",
+                   f"the derivative {fn}'(z) in terms of {letter} = {fn}(z)", (letter,))
+
+
 def check_z(activation: str, z: Any) -> np.ndarray:
     z = numbers(z, "z")
     if z.ndim != 1 or not 1 <= z.size <= MAX_PINNED_LAYERS:
@@ -297,7 +358,7 @@ class ActivationGradients(Exercise):
     title = "Activation derivatives along a deep chain"
     summary = "f'(z) of sigmoid/tanh/ReLU per layer and their product with the weights " \
               "through a chain of scalar units (vanishing gradients)"
-    params = ("activation", "z", "weights")
+    params = ("activation", "z", "weights", "formula")
     options = {"layers": None}  # None: 3 or 4 layers
     work_space = "6cm"
     packages = ("tikz",)
@@ -325,7 +386,7 @@ class ActivationGradients(Exercise):
         return {**p, "z": jsonable(z), "weights": jsonable(w)}
 
     def check(self, params):
-        require(params, *self.params)
+        require(params, "activation", "z", "weights")
         act = check_activation(params["activation"])
         z = check_z(act, params["z"])
         w = numbers(params["weights"], "weights")
@@ -336,24 +397,27 @@ class ActivationGradients(Exercise):
             raise ParamError(f"weights must be numbers of a sheet's size, at most "
                              f"{MAX_WEIGHT} in size")
         return {"activation": act, "z": jsonable(params["z"]),
-                "weights": jsonable(params["weights"])}
+                "weights": jsonable(params["weights"]), **check_formula(act, params)}
 
     def graph(self, params):
-        return GRAPH
+        return (*GRAPH, formula_step(params["activation"])) if params.get("formula") else GRAPH
 
     def fields(self, params, values):
         n = len(params["z"])
         return [real("local_derivatives", "the local derivatives f'(z_l), one per layer",
                      [n]),
                 real("gradient_product", "da_L/da_0, the product of w_l f'(z_l) over the "
-                     "layers", [])]
+                     "layers", []),
+                *([formula_field(params["activation"])] if params.get("formula") else [])]
 
     def slips(self, params):
-        return list(SLIPS[params["activation"]])
+        act = params["activation"]
+        return formula_slips(act) if params.get("formula") else list(SLIPS[act])
 
     def problem(self, params):
         act, z = params["activation"], np.asarray(params["z"], dtype=float)
         return {"activation": act, "fn": derivation(act)["fn"], "n": len(z),
+                "formula": bool(params.get("formula")), "letter": derivation(act)["letter"],
                 "units": [{"l": l, "z": z_tex(zl), "w": latex.num(wl)}
                           for l, (zl, wl) in enumerate(zip(z, params["weights"]), 1)],
                 "logs": any(log_base(v) not in (None, 1) for v in z)}
@@ -378,4 +442,5 @@ class ActivationGradients(Exercise):
                 "vanishing": abs(total) < 1, "dead": any(fp == 0 for fp in
                                                           values["local_derivatives"]),
                 "answers": {"local_derivatives": latex.row(values["local_derivatives"]),
-                            "gradient_product": latex.num(total)}}
+                            "gradient_product": latex.num(total)},
+                "formula": values.get("derivative_formula")}

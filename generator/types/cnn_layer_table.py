@@ -30,11 +30,19 @@ several values fit is refused unless ``accept_all``; then ``blank`` lists the ot
 ``alternatives``, and every other field the whole answer counted with each of them.
 Drawn blanks are one value of at least 2 (a constant answer earns nothing). Mistakes:
 the +1 or the padding left out when solving.
+
+Figure: the worked solution draws the network as a strip of blocks, one per layer
+(:func:`network_strip`), each drawn to its output shape (height: the side H; width: the
+channels C, on a log scale; a vector a thin bar) and labelled with the layer: where the
+maps shrink, where the channels grow and where the network flattens, at a glance. The
+problem sheet has none: a strip labelled with the layers only would repeat its table
+row by row, and one drawn to the shapes would give the answers away.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -61,6 +69,13 @@ UNCHANGED, LITTLE, READ_OFF, WORKED_OUT = 0.0, 0.1, 0.5, 1.0  # a shape entry (s
 PARAM_WORK = {Conv: 1.0, Dense: 1.0, BatchNorm: 0.5, Pool: 0.2}  # other layers: 0
 BLANK_OPTIONS = ("none", *SETTINGS[Conv], "any")  # the option blank: a setting to draw, or any
 BLANK_WEIGHT = 2.0  # the blank's share, as a whole column of the table
+# The strip (cm): blocks STEP apart (less when many share STRIP_WIDTH), heights from
+# LOW to LOW + SPAN (H, or a vector's length on a log scale), widths from THIN to
+# THIN + WIDE (C on a log scale), a vector BAR wide.
+STRIP_WIDTH, STEP, LOW, SPAN, THIN, WIDE, BAR = 15.0, 0.9, 0.5, 1.8, 0.2, 0.4, 0.12
+LABEL_RISE = 0.06  # cm: a label's baseline below its slot's middle, to centre its capitals
+STRIP_COLORS = {"conv": "blue", "pool": "red", "avgpool": "red", "fc": "green!60!black",
+                "flatten": "gray", "relu": "orange", "bn": "violet", "dropout": "brown"}
 
 
 @functools.lru_cache(maxsize=256)  # the grader re-runs a variant's graph for every slip
@@ -192,6 +207,40 @@ def _applied(layer: Layer, shape: Shape) -> Shape | None:
         return None
 
 
+# -- the figure ---------------------------------------------------------------------------
+
+def network_strip(input_shape: Shape, table: Sequence[LayerRow]) -> dict[str, Any] | None:
+    """Blocks (cm, centred on y = 0) for the input and each layer, drawn to the output
+    shapes (H linear, C and a vector's length on log scales), with the layer's label
+    and colour; None for a network of vectors only (nothing shrinks or flattens)."""
+    if len(input_shape) == 1:
+        return None
+    shapes = [tuple(input_shape), *(r.output_shape for r in table)]
+    top = max((s[1] for s in shapes if len(s) == 3), default=1)
+    depth = _log_scale([s[0] for s in shapes if len(s) == 3])
+    length = _log_scale([s[0] for s in shapes if len(s) == 1])
+    step = min(STEP, STRIP_WIDTH / len(shapes))
+    kinds = ["input", *(r.layer.kind for r in table)]
+    labels = ["input", *(label(r.layer) for r in table)]
+    blocks = []
+    for i, (shape, kind, name) in enumerate(zip(shapes, kinds, labels)):
+        tall = LOW + SPAN * (shape[1] / top if len(shape) == 3 else length(shape[0]))
+        wide = THIN + WIDE * depth(shape[0]) if len(shape) == 3 else BAR
+        blocks.append({"x0": round(i * step - wide / 2, 3), "x1": round(i * step + wide / 2, 3),
+                       "y0": round(-tall / 2, 3), "y1": round(tall / 2, 3), "x": round(i * step, 3),
+                       "color": STRIP_COLORS.get(kind, "gray"), "label": name})
+    return {"blocks": blocks, "below": round(-(LOW + SPAN) / 2 - 0.08, 3),
+            "labels_at": round(-step / 2, 3),  # the labels: one text, a slot of step each
+            "above": latex.Tex(f"{step / 2 + LABEL_RISE:.3f}cm"),
+            "beneath": latex.Tex(f"{step / 2 - LABEL_RISE:.3f}cm")}
+
+
+def _log_scale(values: Sequence[int]) -> Any:
+    """x -> log(x) / log(max) in [0, 1] (0 for all when the largest is 1)."""
+    top = math.log(max(values, default=1))
+    return lambda x: math.log(x) / top if top > 0 else 0.0
+
+
 # -- the exercise ------------------------------------------------------------------
 
 @register
@@ -203,6 +252,7 @@ class CnnLayerTable(Exercise):
     params = ("input_shape", "layers", "multiplications", "asks")
     options = {"multiplications": False, "blank": "none"}
     work_space = "1cm"  # the problem's own table is the work space
+    solution_packages = ("tikz",)  # the strip of blocks in the worked solution: problem sheets compile without it
 
     def sample(self, rng, pinned, options):
         p = {"multiplications": bool(options["multiplications"]), **pinned}
@@ -330,6 +380,7 @@ class CnnLayerTable(Exercise):
             "total": latex.count(values["total_params"]),
             "mults": [{"i": i, "layer": label(r.layer), "product": mults_tex(r)}
                       for i, r in enumerate(table, 1) if r.multiplications] if asked else [],
+            "strip": network_strip(params["input_shape"], table),
             "output_shapes": [latex.shape(r.output_shape) for r in table],
             "layer_params": [latex.count(r.params) for r in table],
             "layer_multiplications": [latex.count(r.multiplications) for r in table]

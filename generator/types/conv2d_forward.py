@@ -17,6 +17,10 @@ shapes fit) earns at most ``MAX_CONSTANT_SHARE`` of the points on every drawn va
   one, few exact zeros or ones. The output also takes ``MIN_DISTINCT`` different values.
   Options that leave no such draw (a 1x1 output under a ReLU) raise ParamError saying what
   to change; a fully pinned problem is kept as the instructor gave it.
+
+The worked solution draws the sliding window (:func:`window_figure`): every input
+channel as a grid (the padding ring greyed), the first output entry's window shaded and
+the next one's dashed, and the output map of filter 1 with those two cells marked.
 """
 
 from __future__ import annotations
@@ -50,6 +54,18 @@ BATCH, MAX_BATCHES = 128, 30  # candidates tested at once, and batches before re
 # Fewest output entries under a ReLU: one clipped, and a blank answer still within the bound
 # (CLIPPED_WEIGHT / (CLIPPED_WEIGHT + n - 1) <= MAX_CONSTANT_SHARE): 4, a 2x2 map.
 MIN_RELU_ENTRIES = math.ceil(1 + CLIPPED_WEIGHT * (1 / MAX_CONSTANT_SHARE - 1))
+# The problem's matrices: a line of LINE_WIDTH cm, a matrix column and the rest (name,
+# brackets, space) in cm, for how many fit side by side.
+LINE_WIDTH, MATRIX_COLUMN, MATRIX_EXTRA = 16.0, 0.5, 2.2
+# The window figure: its width in cells (grids, gaps, the arrow) shares FIGURE_WIDTH cm;
+# a cell is at most MAX_CELL cm, and below MIN_CELL (a large pinned input) no figure.
+FIGURE_WIDTH, MAX_CELL, MIN_CELL = 14.0, 0.6, 0.32
+# In whole cells (so every grid line falls on the step): between grids, before the output.
+GRID_GAP, ARROW_GAP = 1, 2
+INSET, LABEL_GAP = 0.1, 0.15  # in cells: the dashed window inside its cells, a label below
+LABEL_HEIGHT = 0.45  # cm below a grid's label gap that its label (X_1) takes
+DIGIT = 0.25  # cm, about a digit's width at the figure's font (with some room)
+FONTS = ((0.52, r"\small"), (0.42, r"\footnotesize"), (0.0, r"\scriptsize"))
 
 
 # -- the steps (the kernels are shared: deepdrill.generator.conv) ------------------
@@ -92,6 +108,7 @@ class Conv2dForward(Exercise):
     options = {"size": None, "kernel_size": None, "in_channels": 1, "out_channels": 1,
                "bias": False}
     work_space = "7cm"
+    solution_packages = ("tikz",)  # the sliding window in the worked solution: problem sheets compile without it
 
     def sample(self, rng, pinned, options):
         p = {**DEFAULTS, **pinned}
@@ -162,6 +179,8 @@ class Conv2dForward(Exercise):
         x, k = as_map(params["input"]), orient(params["kernel"], False)
         bias = params["bias"]
         return {"two_d": is_2d(params), "inputs": [latex.matrix(c) for c in x],
+                "per_line": {"inputs": per_line(x.shape[0], x.shape[2]),
+                             "kernels": per_line(k.shape[1], k.shape[3])},
                 "kernels": [[latex.matrix(kc) for kc in ko] for ko in k],
                 "bias": None if bias is None else [latex.num(b) for b in np.ravel(bias)]}
 
@@ -182,12 +201,115 @@ class Conv2dForward(Exercise):
             entries.append({"channel": o + 1, "row": i + 1, "col": j + 1, "sum": text,
                             "value": latex.num(value), "relu": latex.num(y[o, i, j])})
         x = values["x"]
-        return {"two_d": is_2d(params), "entries": entries,
+        figure = window_figure(padded, int(params["padding"]), s, (kh, kw), z[0],
+                               not is_2d(params))
+        return {"two_d": is_2d(params), "entries": entries, "figure": figure,
                 "padded": [latex.matrix(c) for c in padded] if params["padding"] else [],
                 "flipped": [[latex.matrix(kc) for kc in ko] for ko in filters]
                 if params["flip_kernel"] else [],
                 "out_h": z.shape[1], "out_w": z.shape[2], "h": x.shape[1], "w": x.shape[2],
                 "kh": kh, "kw": kw, "output": [latex.matrix(m) for m in y]}
+
+
+def per_line(count: int, columns: int) -> int:
+    """Matrices of ``columns`` columns a displayed line holds, spread evenly over the
+    lines (four 6x6 channels: 2 + 2, not 3 + 1)."""
+    room = max(1, int(LINE_WIDTH // (columns * MATRIX_COLUMN + MATRIX_EXTRA)))
+    lines = -(-count // room)
+    return -(-count // lines)
+
+
+# -- the window figure ------------------------------------------------------------
+
+def window_figure(padded: np.ndarray, padding: int, stride: int, kernel: tuple[int, int],
+                  z: np.ndarray, per_filter: bool = False) -> dict[str, Any] | None:
+    """The padded input channels side by side, each with the window of the first output
+    entry and, when the output has another entry, of the next one (along the row, else
+    down the column), then the output map ``z`` of filter 1 with those two entries
+    marked (named z_{1,i,j} when the problem is given ``per_filter``, as (C, H, W)
+    arrays). Coordinates in cm, y up, grouped by how they are drawn (every grey area in
+    one list, every grid in one...) so the template draws each group as one path. None
+    when the cells would be too small to read (a large pinned input)."""
+    c, hp, wp = padded.shape
+    h_out, w_out = z.shape
+    out_left, out_top = c * wp + (c - 1) * GRID_GAP + ARROW_GAP, (hp - h_out) // 2
+    unit = min(MAX_CELL, FIGURE_WIDTH / (out_left + w_out))
+    if unit < MIN_CELL:
+        return None
+    cell = _Cells(unit)
+    lefts = [ch * (wp + GRID_GAP) for ch in range(c)]
+    step = (0, 1) if w_out > 1 else (1, 0) if h_out > 1 else None
+    nxt = [] if step is None else \
+        [cell.rect(x + step[1] * stride + INSET, step[0] * stride + INSET,
+                   kernel[1] - 2 * INSET, kernel[0] - 2 * INSET) for x in lefts] + \
+        [cell.rect(out_left + step[1] + INSET, out_top + step[0] + INSET, 1 - 2 * INSET,
+                   1 - 2 * INSET)]
+    windows = [cell.rect(x, 0, kernel[1], kernel[0]) for x in lefts] + \
+        [cell.rect(out_left, out_top, 1, 1)]
+    value = latex.num(z[0, 0])
+    return {
+        "font": latex.Tex(next(f for u, f in FONTS if unit >= u)), "step": cell.cm(1),
+        "width": latex.Tex(f"{cell.cm(1)}cm"), "kh": kernel[0], "kw": kernel[1], "channels": c,
+        "grey": [cell.rect(x, 0, wp, hp) for x in lefts] if padding else [],
+        "white": [cell.rect(x + padding, padding, wp - 2 * padding, hp - 2 * padding)
+                  for x in lefts] if padding else [],
+        "shaded": windows, "solid": windows, "dashed": nxt,
+        "grids": [cell.rect(x, 0, wp, hp) for x in lefts] +
+                 [cell.rect(out_left, out_top, w_out, h_out)],
+        "rows": [{**cell.text(x, i + 0.5), "cells": [latex.num(v) for v in padded[ch, i]]}
+                 for ch, x in enumerate(lefts) for i in range(hp)],
+        "labels": [{**cell.text(x + wp / 2, hp + LABEL_GAP),
+                    "text": latex.Tex(f"X_{{{ch + 1}}}" if c > 1 else "X")}
+                   for ch, x in enumerate(lefts)] +
+                  [{**cell.text(out_left + w_out / 2, out_top + h_out + LABEL_GAP),
+                    "text": latex.Tex("Z_1" if per_filter else "Z")}],
+        "value": {**cell.text(out_left + 0.5, out_top + 0.5), "text": value,
+                  "font": value_font(value, unit)},
+        "bbox": {**cell.rect(0, 0, out_left + w_out, hp + LABEL_GAP),
+                 "y0": round(-(hp + LABEL_GAP) * unit - LABEL_HEIGHT, 3)},
+        "arrow": {"from": cell.point(out_left - ARROW_GAP + 0.25, hp / 2),
+                  "to": cell.point(out_left - 0.5, hp / 2),
+                  "head": [cell.point(out_left - 0.5, hp / 2 - 0.15),
+                           cell.point(out_left - 0.2, hp / 2),
+                           cell.point(out_left - 0.5, hp / 2 + 0.15)]},
+        "entry": entry_name(per_filter, 1, 1),
+        "next": None if step is None else {
+            "along": "columns" if step[1] else "rows",
+            "entry": entry_name(per_filter, 1 + step[0], 1 + step[1])}}
+
+
+class _Cells:
+    """Cell coordinates (column x, row y, counted down) as cm with y up."""
+
+    def __init__(self, unit: float) -> None:
+        self.unit = unit
+
+    def cm(self, v: float) -> float:
+        return round(v * self.unit, 3)
+
+    def point(self, x: float, y: float) -> dict[str, float]:
+        return {"x": self.cm(x), "y": self.cm(-y)}
+
+    def text(self, x: float, y: float) -> dict[str, float]:
+        """Where a text goes in the figure's one text: x, and ``down`` from the top."""
+        return {"x": self.cm(x), "down": self.cm(y)}
+
+    def rect(self, x: float, y: float, w: float, h: float) -> dict[str, float]:
+        return {"x0": self.cm(x), "y0": self.cm(-(y + h)), "x1": self.cm(x + w),
+                "y1": self.cm(-y)}
+
+
+def value_font(text: str, unit: float) -> latex.Tex:
+    """A font for a number inside one cell: smaller as it gets longer (-32, 0.375)."""
+    width = len(text.replace("-", "")) + 0.6 * text.startswith("-")  # in digits
+    fits = unit / DIGIT  # digits of the figure's font a cell holds
+    return latex.Tex("" if width <= fits else r"\scriptsize " if width <= 1.4 * fits
+                     else r"\tiny ")
+
+
+def entry_name(per_filter: bool, row: int, col: int) -> latex.Tex:
+    """z_{i,j}, or z_{1,i,j} (filter 1), as the solution names the entries."""
+    return latex.Tex(f"z_{{{'1,' if per_filter else ''}{row},{col}}}")
 
 
 # -- drawing ------------------------------------------------------------------------

@@ -26,12 +26,18 @@ The steps: branch b's layers are counted by
 and ``branch_params_b`` (the items of the two branch fields); the totals, the savings
 factor and the output shape come from those. Each mistake swaps one kind of step, so
 any two of them combine.
+
+The problem sheet draws two or more branches (:func:`module_figure`): the input on
+top, each branch a column of boxes labelled with its layers, and below them the
+concatenation (a module) or each alternative's own output (``compare``); no count or
+output shape, which are the answers.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -53,6 +59,13 @@ CHANNELS = (64, 128, 192, 256, 480, 512)
 NAIVE_SHARE = 0.25  # share of drawn modules without 1x1 reductions (the "naive" Inception)
 FOUR_BRANCH_SHARE = 0.6
 MAX_DRAWS = 100
+# The figure: branches side by side share FIGURE_WIDTH cm, a column at most COLUMN cm
+# wide; more than MAX_FIGURE_BRANCHES (pinned) are only listed.
+FIGURE_WIDTH, COLUMN, MAX_FIGURE_BRANCHES = 15.0, 3.4, 6
+# Rows (cm): a box is 2 * HALF high, layers ROW apart starting at FIRST_ROW below the
+# input, the bus joining the input to the columns at BUS; boxes BOX_GAP narrower than
+# their column.
+HALF, ROW, FIRST_ROW, BUS, BOX_GAP = 0.3, 1.0, -1.6, -0.65, 0.5
 
 
 # -- the steps ------------------------------------------------------------------
@@ -189,6 +202,8 @@ class ConvCost(Exercise):
     params = ("input_shape", "branches", "compare")
     options = {"compare": False}
     work_space = "7cm"
+    packages = ("tikz",)  # the branches drawn on the problem sheet
+    need_space = r"20\baselineskip"  # the figure stays with the text around it
 
     def sample(self, rng, pinned, options):
         p = {"compare": bool(options["compare"]), **pinned}
@@ -269,6 +284,8 @@ class ConvCost(Exercise):
                        "mode": "max" if p.mode == "max" else "average"}
                       for name, p in pools.items()],
             "bn": any(isinstance(x, BatchNorm) for b in branches for x in b),
+            "figure": module_figure([[label(x) for x in b] for b in branches],
+                                    params["compare"]),
         }
 
     def worked(self, params, values):
@@ -290,6 +307,42 @@ class ConvCost(Exercise):
             out["channels"] = latex.Tex(" + ".join(str(t[-1].output_shape[0]) for t in tables))
             out["out_channels"] = values["output_shape"][0]
         return out
+
+
+def module_figure(branches: list[list[str]], compare: bool) -> dict[str, Any] | None:
+    """Coordinates (cm, y up, the input box centred at the origin) of the branches'
+    figure: a column per branch, a box per layer, and the row below them (the
+    concatenation, or each alternative's output); None for a single branch or more
+    than MAX_FIGURE_BRANCHES."""
+    if not 2 <= len(branches) <= MAX_FIGURE_BRANCHES:
+        return None
+    width = min(COLUMN, FIGURE_WIDTH / len(branches))
+    box = width - BOX_GAP
+    middle = (len(branches) - 1) / 2
+    depth = max(map(len, branches))
+    columns = []
+    for b, layers in enumerate(branches):
+        ys = [FIRST_ROW - ROW * i for i in range(len(layers))]
+        columns.append({"x": round((b - middle) * width, 3), "top": ys[0] + HALF,
+                        "title": f"({'ab'[b]})" if compare else f"branch {b + 1}",
+                        "layers": [{"y": y, "label": x, "font": _box_font(x, box)}
+                                   for y, x in zip(ys, layers)],
+                        "arrows": [(y1 - HALF, y2 + HALF) for y1, y2 in pairwise(ys)],
+                        "end": ys[-1] - HALF,
+                        # arrowhead tips: each box's top, and the bottom row's
+                        "heads": [*(y + HALF for y in ys), FIRST_ROW - ROW * depth + HALF]})
+    bottom = FIRST_ROW - ROW * depth
+    return {"box": round(box, 3), "half": HALF, "bus": BUS, "compare": compare,
+            "span": round(width * len(branches) - BOX_GAP, 3), "columns": columns,
+            "bottom": bottom, "bottom_top": bottom + HALF}
+
+
+def _box_font(text: str, box: float) -> latex.Tex:
+    """The largest of small, footnotesize, scriptsize typewriter that fits the box."""
+    for size, char in ((r"\small", 0.2), (r"\footnotesize", 0.17)):
+        if len(text) * char <= box:
+            return latex.Tex(size)
+    return latex.Tex(r"\scriptsize")
 
 
 def _parse_branches(value: Any) -> list[tuple[Layer, ...]]:

@@ -9,6 +9,7 @@ import pytest
 import sympy
 import torch
 from deepdrill.generator.exercise import get, make_variant
+from deepdrill.generator.latex import escape
 from deepdrill.generator.render import Question, Sheet, render_document
 from deepdrill.generator.types.activation_gradients import (FORMS, LOG_BASES, WEIGHT_SIZES, Z,
                                                             derivation, log_base, z_tex)
@@ -259,3 +260,82 @@ def test_worked_solution_for_decimals_and_relu():
     text = render(make_variant(TYPE, 0, {"activation": "relu", "z": [1.5, -0.5],
                                          "weights": [2, 3]}), True)
     assert "stops the gradient" in text and r"2 \cdot 0 = \mathbf{0}" in text
+
+
+# -- the formula option: f'(z) in terms of f(z), typed as text ------------------------------
+
+FORMULA_KEYS = {"sigmoid": ("s*(1 - s)", "s"), "tanh": ("1 - t^2", "t")}
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh"])
+def test_the_formula_field_and_its_key(activation):
+    key, letter = FORMULA_KEYS[activation]
+    v = make_variant(TYPE, 5, {"activation": activation, "formula": True})
+    assert v.params["formula"] is True and v.answers["derivative_formula"] == key
+    field = v.field("derivative_formula")
+    assert field.kind.value == "expression" and field.symbols == (letter,)
+    plain = make_variant(TYPE, 5, {"activation": activation})
+    assert "formula" not in plain.params  # variants without it are as before
+    assert {k: v.params[k] for k in plain.params} == plain.params
+    assert {k: v.answers[k] for k in plain.answers} == plain.answers
+
+
+@pytest.mark.parametrize("activation, written", [
+    ("sigmoid", "s - s^2"), ("sigmoid", "s*(1-s)"), ("sigmoid", "-(s^2 - s)"),
+    ("tanh", "1-t*t"), ("tanh", "(1 - t)*(1 + t)"),
+])
+def test_equivalent_formulas_score_full_marks(activation, written):
+    v = make_variant(TYPE, 2, {"activation": activation, "formula": True})
+    r = grade_question(v, {**v.answers, "derivative_formula": written}, 10)
+    assert r.score == pytest.approx(10)
+
+
+@pytest.mark.parametrize("activation, written, mistake", [
+    ("sigmoid", "s", "used_activation"),
+    ("sigmoid", "s*(1 + s)", "formula_sign"),
+    ("sigmoid", "s+s^2", "formula_sign"),
+    ("sigmoid", "1 - s^2", "other_activation_formula"),
+    ("tanh", "t", "used_activation"),
+    ("tanh", "1 - t", "tanh_unsquared"),
+    ("tanh", "1 + t^2", "formula_sign"),
+    ("tanh", "t - t^2", "other_activation_formula"),
+])
+def test_wrong_formulas_are_named(activation, written, mistake):
+    v = make_variant(TYPE, 3, {"activation": activation, "formula": True})
+    r = grade_question(v, {**v.answers, "derivative_formula": written}, 10)
+    f = r.fields["derivative_formula"]
+    assert not f.correct and f.mistake == mistake and r.score < 10
+    assert r.fields["local_derivatives"].correct and r.fields["gradient_product"].correct
+
+
+def test_a_numeric_slip_with_a_formula_writes_it_too():
+    v = make_variant(TYPE, 3, {"activation": "tanh", "formula": True})
+    m = {m.name: m for m in v.mistakes}
+    assert m["tanh_unsquared"].answers["derivative_formula"] == "1 - t"
+    assert "local_derivatives" in m["tanh_unsquared"].answers
+    assert m["formula_sign"].answers == {"derivative_formula": "1 + t^2"}
+    assert "derivative_formula" not in m["forgot_weights"].answers
+
+
+@pytest.mark.parametrize("pinned, words", [
+    ({"activation": "relu", "formula": True}, "use sigmoid or tanh"),
+    ({"activation": "sigmoid", "formula": "yes"}, "true or false"),
+    ({"activation": "tanh", "formula": 1}, "true or false"),
+])
+def test_formula_refusals(pinned, words):
+    with pytest.raises(ParamError, match=words):
+        make_variant(TYPE, 0, pinned)
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh"])
+def test_the_sheets_ask_and_answer_the_formula(activation):
+    key, letter = FORMULA_KEYS[activation]
+    v = make_variant(TYPE, 1, {"activation": activation, "formula": True})
+    sheet = Sheet("T", "C", [Question(1, 5, v, "q1")])
+    problem = render_document([sheet], False)
+    assert f"as a formula in ${letter} = " in problem and "derivative\\_formula" in problem
+    solution = render_document([sheet], True)
+    assert f'typed as \\texttt{{"{escape(key)}"}}' in solution
+    assert "formula" not in render_document(
+        [Sheet("T", "C", [Question(1, 5, make_variant(TYPE, 1, {"activation": activation}),
+                                   "q1")])], False).split("Submit")[0]

@@ -563,3 +563,58 @@ def test_many_blanks_render():
         sheet = Sheet("T", "C", [Question(1, 3, v)])
         assert "(given)" in render_document([sheet], solutions=False)
         assert "The blank." in render_document([sheet], solutions=True)
+
+
+# -- the strip of blocks in the worked solution -------------------------------------------------
+
+def strip_of(v):
+    ex = get("cnn_layer_table")
+    return ex.worked(v.params, ex.values(v.params))["strip"]
+
+
+def test_the_strip_has_one_block_per_layer_drawn_to_its_shape():
+    v = make_variant("cnn_layer_table", 0, {"input_shape": [1, 32, 32], "layers": [
+        "CONV5-6(1,0)", "RELU", "POOL-2", "CONV5-16(1,0)", "POOL-2", "FLATTEN", "FC-120",
+        "FC-10"]})
+    blocks = strip_of(v)["blocks"]
+    assert [b["label"] for b in blocks] == ["input", *v.params["layers"]]
+    assert [b["color"] for b in blocks[:4]] == ["gray", "blue", "orange", "red"]
+    tall = [b["y1"] - b["y0"] for b in blocks]
+    # 32, 28, 28, 14, 10, 5: the maps shrink; a ReLU keeps its input's block
+    assert tall[0] > tall[1] == tall[2] > tall[3] > tall[4] > tall[5]
+    wide = [b["x1"] - b["x0"] for b in blocks]
+    assert wide[0] < wide[1] < wide[4]  # 1, 6, then 16 channels
+    assert wide[6] == wide[7] == wide[8] < wide[0]  # vectors: thin bars
+    assert tall[6] > tall[7] > tall[8]  # 400, 120, 10 units
+    assert all(b["y0"] == -b["y1"] and b["y0"] >= strip_of(v)["below"] for b in blocks)
+    xs = [b["x"] for b in blocks]
+    assert xs == sorted(xs) and xs[-1] <= 15.0
+
+
+def test_the_strip_is_in_the_solution_only_and_not_for_dense_networks():
+    v = make_variant("cnn_layer_table", 3, options={"multiplications": True})
+    problem = render_document([Sheet("T", "C", [Question(1, 3, v)])], solutions=False)
+    solution = render_document([Sheet("T", "C", [Question(1, 3, v)])], solutions=True)
+    assert "tikzpicture" not in problem and solution.count(r"\begin{tikzpicture}") == 1
+    assert r"\node" not in solution and solution.count(r"\pgftext") == 1  # one label text
+    dense = make_variant("cnn_layer_table", 0, {"input_shape": [100], "layers": ["FC-50", "FC-10"]})
+    assert strip_of(dense) is None
+    assert "tikzpicture" not in render_document([Sheet("T", "C", [Question(1, 3, dense)])], True)
+
+
+def test_strips_of_drawn_networks_fit_the_page():
+    for seed in range(60):
+        for options in ({}, {"blank": "any"}):
+            blocks = strip_of(make_variant("cnn_layer_table", seed, options=options))["blocks"]
+            assert blocks[-1]["x1"] <= 15.5 and all(b["y1"] <= 1.2 for b in blocks)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("needs_pdflatex")
+def test_the_strips_compile(tmp_path):
+    from deepdrill.generator.pdf import compile_tex
+
+    questions = [Question(i, 3, make_variant("cnn_layer_table", i, options=o))
+                 for i, o in enumerate([{}, {"blank": "any"}, {"multiplications": True}], 1)]
+    pdf = compile_tex(render_document([Sheet("T", "C", questions)], True), tmp_path)
+    assert pdf.stat().st_size > 0

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from deepdrill.errors import ParamError
+from deepdrill.generator import latex
 from deepdrill.generator.exercise import get, make_variant
 from deepdrill.generator.render import Question, Sheet, render_document
 from deepdrill.generator.steps import NotApplicable
@@ -404,3 +405,114 @@ def test_worked_solution_reads_the_step_values():
                                  "output": [[7, 7], [7, 7]]})
     assert [e["value"] for e in shown["entries"]] == ["101", "108", "101", "100"]
     assert shown["output"] == [r"\begin{bmatrix}7 & 7 \\ 7 & 7\end{bmatrix}"]
+
+
+# -- the sliding-window figure of the worked solution ------------------------------------
+
+def figure_of(v):
+    return EX.worked(v.params, EX.values(v.params))["figure"]
+
+
+def cells(rect, unit):
+    """A rectangle's corners (cm) in cells."""
+    return tuple(round(rect[k] / unit, 6) for k in ("x0", "y0", "x1", "y1"))
+
+
+def test_window_figure_marks_the_first_entry_and_the_next_by_the_stride():
+    v = make_variant(TYPE, 0, {"input": [[1, 2, 0, 1, 3], [0, 1, 3, 2, 1], [2, 1, 1, 0, 2],
+                                         [1, 0, 2, 2, 1], [3, 1, 0, 1, 2]],
+                               "kernel": [[1, -1, 0], [0, 2, 1], [1, 0, -1]],
+                               "stride": 2, "padding": 1})
+    f = figure_of(v)
+    u = f["step"]  # a cell, in cm; y points up, the input's top left corner at the origin
+    assert (f["kh"], f["kw"], f["channels"]) == (3, 3, 1)
+    grid, out = f["grids"]
+    assert cells(grid, u) == (0, -7, 7, 0)
+    assert [cells(r, u) for r in f["white"]] == [(1, -6, 6, -1)]  # inside the padding
+    window, first = f["shaded"]
+    assert cells(window, u) == (0, -3, 3, 0)  # 3x3 at the top left
+    assert out["x1"] - out["x0"] == pytest.approx(3 * u)  # a 3x3 output
+    x0, _, _, y1 = cells(out, u)
+    assert cells(first, u) == (x0, y1 - 1, x0 + 1, y1) and y1 == -2  # top left, centred
+    dashed = f["dashed"][0]  # the next window, stride 2 to the right, inset
+    assert dashed["x0"] == pytest.approx(2.1 * u) and dashed["y1"] == pytest.approx(-0.1 * u)
+    assert f["next"] == {"along": "columns", "entry": "z_{1,2}"} and f["entry"] == "z_{1,1}"
+    assert f["value"]["text"] == latex.num(v.values["preactivation"][0, 0, 0])
+    rows = [r["cells"] for r in f["rows"]]
+    assert len(rows) == 7 and rows[0] == ["0"] * 7 and rows[-1] == ["0"] * 7
+    assert [r[1:-1] for r in rows[1:-1]] == [[latex.num(x) for x in r] for r in v.params["input"]]
+    assert all(r[0] == r[-1] == "0" for r in rows)
+
+
+def test_window_figure_of_several_channels_and_a_single_column():
+    v = make_variant(TYPE, 2, {}, {"in_channels": 3, "out_channels": 2})
+    f = figure_of(v)
+    assert [x["text"] for x in f["labels"]] == ["X_{1}", "X_{2}", "X_{3}", "Z_1"]
+    assert f["entry"] == "z_{1,1,1}" and f["channels"] == 3
+    assert max(r["x1"] for r in f["grids"]) <= 14.0 + 1e-9  # inside the margins
+    lefts = [r["x0"] for r in f["grids"]]
+    assert lefts == sorted(lefts) and len(f["shaded"]) == len(f["dashed"]) == 4
+    column = make_variant(TYPE, 0, {"input": [[1, 2], [3, 4], [5, 6]], "kernel": [[1, -1]]})
+    g = figure_of(column)
+    assert g["next"]["along"] == "rows"
+    assert g["dashed"][0]["y1"] == pytest.approx(-1.1 * g["step"])  # one row down
+    single = make_variant(TYPE, 0, {"input": [[1, 2], [3, 4]], "kernel": [[1, 0], [0, 1]]})
+    assert figure_of(single)["next"] is None and figure_of(single)["dashed"] == []
+
+
+def test_grids_lie_on_whole_cells():
+    """pgf draws a grid's lines at multiples of its step: every corner must be one."""
+    for options, pinned in CONFIGS:
+        for seed in range(5):
+            f = figure_of(make_variant(TYPE, seed, pinned, options))
+            for r in f["grids"]:
+                for corner in (r["x0"], r["y0"], r["x1"], r["y1"]):
+                    assert corner / f["step"] == pytest.approx(round(corner / f["step"]),
+                                                               abs=0.02)
+
+
+def test_a_large_pinned_input_is_printed_not_drawn():
+    x = np.arange(400).reshape(20, 20) % 4
+    v = make_variant(TYPE, 0, {"input": x.tolist(), "kernel": [[1, 0], [0, 1]], "padding": 1})
+    steps = EX.worked(v.params, EX.values(v.params))
+    assert steps["figure"] is None and steps["padded"]
+    tex = render_document([Sheet("T", "C", [Question(1, 5, v, "q1")])], True)
+    assert "tikzpicture" not in tex and r"\begin{bmatrix}0 & 0" in tex
+
+
+@pytest.mark.parametrize("options, pinned", [({}, {}), ({"in_channels": 2, "bias": True},
+                                                        {"padding": 1, **RELU})])
+def test_the_figure_is_in_the_solution_only(options, pinned):
+    v = make_variant(TYPE, 4, pinned, options)
+    problem = render_document([Sheet("T", "C", [Question(1, 5, v, "q1")])], False)
+    solution = render_document([Sheet("T", "C", [Question(1, 5, v, "q1")])], True)
+    assert r"\usepackage{tikz}" not in problem and "tikzpicture" not in problem  # loaded for solutions only
+    assert r"\usepackage{tikz}" in solution
+    assert solution.count(r"\begin{tikzpicture}") == 1
+    # cheap to typeset for a class: PGF's basic layer, no TikZ nodes or parsed paths
+    assert r"\node" not in solution and r"\draw" not in solution
+    assert ("(shaded grey)" in solution) == bool(pinned.get("padding"))
+
+
+@pytest.mark.parametrize("count, columns, per_line", [(1, 6, 1), (3, 6, 3), (4, 6, 2),
+                                                      (4, 3, 4), (4, 5, 2), (2, 8, 2)])
+def test_matrices_per_line_of_the_problem(count, columns, per_line):
+    from deepdrill.generator.types.conv2d_forward import per_line as fitting
+
+    assert fitting(count, columns) == per_line
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("needs_pdflatex")
+def test_the_figures_compile(tmp_path):
+    """pdflatex takes the figure at one and four channels, padding, stride and a 1x1 output."""
+    from deepdrill.generator.pdf import compile_tex
+
+    cases = [({"bias": True, "kernel_size": 2}, {"padding": 1, **RELU}),
+             ({"in_channels": 4, "out_channels": 2, "size": 5}, {"padding": 1}),
+             ({"in_channels": 2}, {"stride": 2}),
+             ({}, {"input": [[1, -2], [3, 4]], "kernel": [[0.5, 0.25], [1, 2]]})]
+    questions = [Question(i, 5, make_variant(TYPE, i, pinned, options), f"q{i}")
+                 for i, (options, pinned) in enumerate(cases, 1)]
+    pdf = compile_tex(render_document([Sheet("T", "C", questions)], True), tmp_path)
+    assert pdf.stat().st_size > 0

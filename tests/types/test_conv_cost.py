@@ -259,3 +259,78 @@ def test_many_variants_render():
         for compare in (False, True):
             sheet = Sheet("T", "C", [Question(1, 3, variant(seed, compare))])
             assert r"\toprule" in render_document([sheet], solutions=True)
+
+
+# -- the figure of the branches on the problem sheet -----------------------------------------
+
+def figure_of(v):
+    return get(TYPE).problem(v.params)["figure"]
+
+
+def test_a_module_is_drawn_as_columns_over_the_concatenation():
+    v = make_variant(TYPE, 0, {"input_shape": [192, 28, 28],
+                               "branches": [["CONV1-64"], ["CONV1-96", "CONV3-128"],
+                                            ["CONV1-16", "CONV5-32"], ["POOL-3(1)", "CONV1-32"]]})
+    f = figure_of(v)
+    assert not f["compare"]
+    assert [c["title"] for c in f["columns"]] == [f"branch {b}" for b in range(1, 5)]
+    assert [[x["label"] for x in c["layers"]] for c in f["columns"]] == v.params["branches"]
+    ys = [x["y"] for x in f["columns"][1]["layers"]]
+    assert ys[0] > ys[1] > f["bottom"] and f["columns"][1]["arrows"] == [
+        (ys[0] - f["half"], ys[1] + f["half"])]  # one arrow between its two boxes
+    assert f["columns"][0]["end"] == ys[0] - f["half"]  # a short branch's line runs down
+    assert all(len(c["heads"]) == len(c["layers"]) + 1 for c in f["columns"])
+    xs = [c["x"] for c in f["columns"]]
+    assert xs == sorted(xs) and sum(xs) == pytest.approx(0)  # centred under the input
+    assert f["span"] <= 15.0 and f["box"] < f["span"] / 4
+    sheet = Sheet("T", "C", [Question(1, 3, v)])
+    problem = render_document([sheet], solutions=False)
+    assert problem.count(r"\begin{tikzpicture}") == 1
+    assert "concatenation along the channels" in problem and r"\item[1.]" not in problem
+    assert "256" not in problem  # 64 + 128 + 32 + 32 output channels: an answer
+    assert r"\node" not in problem and r"\draw" not in problem  # cheap: PGF's basic layer
+    solution = render_document([sheet], solutions=True)  # its table lists the branches
+    assert "tikzpicture" not in solution and r"\item[1.]" in solution
+
+
+def test_a_comparison_is_drawn_as_two_alternatives():
+    v = make_variant(TYPE, 5, {}, {"compare": True})
+    f = figure_of(v)
+    assert f["compare"] and [c["title"] for c in f["columns"]] == ["(a)", "(b)"]
+    problem = render_document([Sheet("T", "C", [Question(1, 3, v)])], solutions=False)
+    assert "concatenation" not in problem and problem.count(r"\small output") == 2
+
+
+@pytest.mark.parametrize("branches, drawn", [
+    ([["CONV3-8"]], False),
+    ([["CONV3-8"], ["CONV1-4"]], True),
+    ([["CONV1-4"]] * 6, True),
+    ([["CONV1-4"]] * 7, False),  # listed instead
+])
+def test_two_to_six_branches_are_drawn(branches, drawn):
+    v = make_variant(TYPE, 0, {"input_shape": [16, 7, 7], "branches": branches})
+    assert (figure_of(v) is not None) == drawn
+    problem = render_document([Sheet("T", "C", [Question(1, 3, v)])], solutions=False)
+    assert ("tikzpicture" in problem) == drawn and (r"\item[1.]" in problem) != drawn
+
+
+def test_drawn_modules_fit_the_page():
+    for seed in range(40):
+        for compare in (False, True):
+            f = figure_of(variant(seed, compare))
+            assert f is not None and f["span"] <= 15.0
+            assert all(len(x["label"]) <= 16 for c in f["columns"] for x in c["layers"])
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("needs_pdflatex")
+def test_the_figures_compile(tmp_path):
+    from deepdrill.generator.pdf import compile_tex
+
+    questions = [Question(1, 3, variant(0)), Question(2, 3, variant(1, True)),
+                 Question(3, 3, make_variant(TYPE, 0, {"input_shape": [16, 7, 7], "branches": [
+                     ["CONV1-4"], ["CONV1-4", "BN", "RELU", "CONV3-8"], ["POOL-3(1)"],
+                     ["CONV3-4"], ["CONV5-4"],
+                     ["CONV1-2", "CONV5-4"]]}))]
+    pdf = compile_tex(render_document([Sheet("T", "C", questions)], False), tmp_path)
+    assert pdf.stat().st_size > 0
