@@ -187,7 +187,7 @@ def make_variant(type_id: str, seed: int, pinned: Mapping[str, Any] | None = Non
             raise ParamError(f"unknown parameter(s) {', '.join(unknown)}; "
                              f"{type_id} takes: {', '.join(ex.params)}")
         opts = ex.resolve_options(options)
-        drawn = ex.check(ex.sample(np.random.default_rng(seed), pinned, opts))
+        drawn = ex.check(_sample(ex, seed, pinned, opts))
         params = {k: drawn[k] for k in ex.params if k in drawn}  # the catalogue's order
         graph = ex.graph(params)
         with np.errstate(over="ignore", invalid="ignore"):  # overflow is refused just below
@@ -207,6 +207,24 @@ def make_variant(type_id: str, seed: int, pinned: Mapping[str, Any] | None = Non
                             seed=seed) from err
     return Variant(type_id, seed, params, answers, tuple(fields), tuple(mistakes), ex.version,
                    values)
+
+
+DRAW_ATTEMPTS = 4  # fresh random streams a draw may use before its refusal stands
+
+
+def _sample(ex: Exercise, seed: int, pinned: dict[str, Any], options: dict[str, Any]) -> Any:
+    """The type's draw from the variant's seed; should a rare seed find no good draw within
+    the type's tries (1 seed in 600 did for overlapping max pools), the same seed's next
+    streams are tried, so a class's build never fails on one unlucky student. Options that
+    leave no good draw at all are still refused, with the type's own message."""
+    for attempt in range(DRAW_ATTEMPTS):
+        rng = np.random.default_rng(seed if attempt == 0 else [seed, attempt])
+        try:
+            return ex.sample(rng, pinned, options)
+        except ParamError:
+            if attempt == DRAW_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _refuse_non_finite(answers: Mapping[str, Any]) -> None:

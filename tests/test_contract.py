@@ -314,3 +314,25 @@ def test_parameters_that_overflow_are_refused_with_a_message(type_id, params):
 
     with pytest.raises(ParamError, match="overflow|exceed 2\\^53|a sheet.s size"):
         make_variant(type_id, 0, params)
+
+
+def test_an_unlucky_seed_draws_again_and_impossible_options_are_still_refused(monkeypatch):
+    from deepdrill.errors import ParamError
+
+    ex = get("softmax")
+    real, calls = ex.sample, []
+
+    def unlucky_once(rng, pinned, options):
+        calls.append(1)
+        if len(calls) == 1:
+            raise ParamError("no good draw")
+        return real(rng, pinned, options)
+    monkeypatch.setattr(ex, "sample", unlucky_once)
+    assert make_variant("softmax", 5).answers and len(calls) == 2
+    assert make_variant("softmax", 5) == make_variant("softmax", 5)  # still one seed, one variant
+
+    def never(rng, pinned, options):
+        raise ParamError("these options leave no good draw")
+    monkeypatch.setattr(ex, "sample", never)
+    with pytest.raises(ParamError, match="leave no good draw"):
+        make_variant("softmax", 5)

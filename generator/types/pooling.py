@@ -51,7 +51,7 @@ AVG_GRAD_VALUES = {2: (-4, -3, -2, -1, 2, 3), 3: (-2.7, -1.8, -0.9, 0.9, 1.8, 2.
 UNREACHED_SHARE = 0.08  # below MAX_CONSTANT_SHARE: a blank grad_input stays under the bound
 MAX_CONSTANT_SHARE = 0.1
 MIN_DISTINCT = 3
-MAX_DRAWS = 300
+MAX_DRAWS = 3000  # rarely reached: overlapping max pools find a good draw in ~50 tries
 
 
 # -- the steps -------------------------------------------------------------------------
