@@ -106,9 +106,12 @@ def _rounded(x, rng):
 
 
 def _one_off(x, rng):
-    """The value with its first entry changed to a number nothing explains."""
+    """The value with its first entry changed to a number nothing explains (a formula:
+    one nothing explains either)."""
     if isinstance(x, list):
         return [_one_off(x[0], rng)] + x[1:] if x else x
+    if isinstance(x, str):
+        return f"3*({x}) + 7"
     return x * 3 + 7
 
 
