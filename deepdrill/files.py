@@ -201,7 +201,7 @@ def janitor(folder: Path) -> Iterator[None]:
     except BaseException:  # the janitor tidies once this process lets go of the folder
         with contextlib.suppress(OSError):
             proc.stdin.close()  # type: ignore[union-attr]
-        _JANITORS.append(proc)  # still running: kept, not collected half-way
+        proc.returncode = 0  # detached: it finishes on its own and is never waited for
         raise
     with contextlib.suppress(OSError):
         proc.stdin.write(DONE)  # type: ignore[union-attr]
@@ -211,7 +211,6 @@ def janitor(folder: Path) -> Iterator[None]:
 
 
 DONE = b"done\n"
-_JANITORS: list[subprocess.Popen] = []
 
 
 def _watch(folder: Path) -> None:

@@ -77,7 +77,7 @@ def test_canvas_csv_keeps_canvas_identity_columns_and_rows(report):
     by_id = {r[2]: r for r in table[2:]}
     assert list(by_id) == ["s001", "s002", "s003", "s004", "s005", "s007"]  # no Test Student
     assert by_id["s001"][-1] == "100"  # 50 of 50, scaled to Canvas's 100 points
-    assert by_id["s003"][-1] == "55.33"  # 27.6667 * 2, two decimals
+    assert by_id["s003"][-1] == "50"  # 25 of 50, scaled to 100
     assert by_id["s005"][-1] == "0"  # unreadable file: 0
     assert by_id["s007"][-1] == ""  # no deepdrill student: no grade
     assert by_id["s003"][4] == "Section A and Section B"
@@ -95,7 +95,7 @@ def test_canvas_new_assignment_column_and_missing_as_zero(report):
     table = rows(made.text)
     assert table[0][-1] == "deepdrill PS3"
     assert table[1][-1] == "50"  # a new assignment gets the key's points
-    assert {r[2]: r[-1] for r in table[2:]}["s003"] == "27.67"
+    assert {r[2]: r[-1] for r in table[2:]}["s003"] == "25"
     assert "Canvas offers to create the assignment" in made.notes[0]
 
 
@@ -130,7 +130,7 @@ def test_moodle_csv_with_moodle_export_and_percentages(report):
     table = rows(made.text)
     assert table[0] == ["ID number", "Email address", "PS3"]
     assert table[1:] == [["s001", "ada@example.edu", "100"], ["s002", "alan@example.edu", "100"],
-                         ["s003", "grace@example.edu", "55.33"], ["s005", "kurt@example.edu", "0"]]
+                         ["s003", "grace@example.edu", "50"], ["s005", "kurt@example.edu", "0"]]
     assert "not in the Moodle export" in made.notes[0] and "s004" in made.notes[0]
 
 
@@ -170,3 +170,10 @@ def test_commands_write_files_that_read_back(report, tmp_path):
         assert len({len(r) for r in table}) == 1  # every row as wide as the header
         numbers = [r[-1] for r in table[1:]] if name == "canvas.csv" else [r[1] for r in table[1:]]
         assert all(re.fullmatch(r"\d+(\.\d{1,2})?|", n) for n in numbers)
+
+
+def test_scores_are_written_with_at_most_two_decimals():
+    from deepdrill.export.gradebook import points_text
+
+    assert points_text(27.666667) == "27.67" and points_text(55.3333) == "55.33"
+    assert points_text(50.0) == "50" and points_text(None) == ""

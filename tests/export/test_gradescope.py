@@ -187,7 +187,7 @@ def test_run_autograder_grades_an_upload(tmp_path, zip_path, site, examples, max
                    users=[{"email": "grace@example.edu", "id": 7, "name": "Grace Hopper"}])
     data = run_script(root, site)
     check_results(data, max_score)
-    assert data["score"] == pytest.approx(27.6667)
+    assert data["score"] == pytest.approx(25.0)
     tests = {t["name"].split(":")[0]: t for t in data["tests"]}
     assert tests["Submission file"]["status"] == "passed"
     assert "your Gradescope account" in tests["Submission file"]["output"]
@@ -223,7 +223,7 @@ def test_run_autograder_writes_a_result_when_python_cannot_start(tmp_path, zip_p
     ({"mine.json": "s001"}, [{"email": "ADA@example.edu"}], 50, "your Gradescope account"),
     ({"s002.json": "s002"}, [{"email": "x@y", "sid": "s001"}], 0,
      "the file is for student s002, but was submitted from the account of s001"),
-    ({"s003.json": ("s003", {"student_id": "s00x"})}, [{"sid": "s003"}], 27.6667,
+    ({"s003.json": ("s003", {"student_id": "s00x"})}, [{"sid": "s003"}], 25.0,
      "student_id 's00x', not on the roster, so it was graded as student s003"),
     ({"s999.json": "s999"}, [], 0, "'s999' is not on this assignment's roster"),
     ({"a.json": "s001", "b.json": "s002"}, [], 0, "upload exactly one .json file"),
