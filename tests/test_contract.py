@@ -56,7 +56,9 @@ PINNED: dict[str, list[dict[str, Any]]] = {
     "conv2d_forward": [{"activation": "relu", "padding": 1}, {"stride": 2}],
     "cross_entropy": [{"formula": True}],
     "conv2d_backward": [{"stride": 2}, {"padding": 1}, {"flip_kernel": True},
-                        {"activation": "none"}],
+                        {"activation": "none"},
+                        {"input": [[1, 2, -1, 3, 0]], "kernel": [[2, -1]], "activation": "none",
+                         "formula": True}],
     "pooling": [{"mode": "max", "size": 2, "stride": 1}],
     # ReLU chains are pinned only: a dead unit makes a constant answer worth too much
     "activation_gradients": [{"activation": "sigmoid"}, {"activation": "tanh"},

@@ -25,6 +25,8 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from dataclasses import replace
+
 import numpy as np
 import sympy
 
@@ -38,7 +40,7 @@ from deepdrill.generator.randomness import choice
 from deepdrill.generator.steps import NotApplicable, Slip, Step
 from deepdrill.generator.types.conv2d_forward import (CLIPPED_WEIGHT, DEFAULTS, GRAPH,
                                                       GRAPH_2D, Conv2dForward, is_2d)
-from deepdrill.model.fields import real
+from deepdrill.model.fields import Kind, formula, real
 
 FORWARD = Conv2dForward()  # its checks and draw (the registered instance is the same class)
 GRAD_VALUES = (-3, -2, -1, 2, 3)  # of a random dL/dY: no 0 (it would hide the mask), no 1
@@ -209,6 +211,54 @@ def _names(arr: np.ndarray, letter: str, channels: tuple[bool, ...]) -> dict[Any
     return out
 
 
+# -- the kernel gradient as formulas (a single-row problem, the parameter `formula`) ---------
+# dL/dk_j = sum_i d_i x_(i+j-1) with d = dL/dZ: each entry a sum of products in the symbols
+# x_1..x_n and d_1..d_m, typed as text and graded by meaning.
+
+MAX_FORMULA_KERNEL = 3
+
+
+def kernel_formula(j: int, m: int, shift: int = 0, drop_last: bool = False) -> str:
+    """dL/dk_j written out: d_1*x_j + d_2*x_(j+1) + ...; ``shift`` moves every x index (the
+    rotated kernel's), ``drop_last`` leaves out the last product."""
+    terms = [f"d_{i}*x_{i + j - 1 + shift}" for i in range(1, m + 1)]
+    return " + ".join(terms[:-1] if drop_last and m > 1 else terms)
+
+
+def formula_steps(k: int, m: int) -> tuple[Step, ...]:
+    return tuple(Step(f"grad_kernel_formula_{j}", functools.partial(str, kernel_formula(j, m)), ())
+                 for j in range(1, k + 1))
+
+
+def formula_slips(k: int, m: int) -> dict[str, dict[str, Any]]:
+    """The formula steps each slip swaps: the rotated kernel gradient, and a product left out."""
+    return {"rotated_grad_kernel": {f"grad_kernel_formula_{j}": functools.partial(
+                str, kernel_formula(j, m, shift=k + 1 - 2 * j)) for j in range(1, k + 1)},
+            "formula_missing_term": {f"grad_kernel_formula_{j}": functools.partial(
+                str, kernel_formula(j, m, drop_last=True)) for j in range(1, k + 1)}}
+
+
+def formula_sizes(params: dict[str, Any]) -> tuple[int, int, int]:
+    """(n, k, m): the input's, the kernel's and the output's lengths of a single-row problem."""
+    n, k = np.shape(params["input"])[-1], np.shape(params["kernel"])[-1]
+    return n, k, n - k + 1
+
+
+def check_formula(p: dict[str, Any]) -> None:
+    if not isinstance(p["formula"], bool):
+        raise ParamError("formula must be true or false (true also asks each dL/dk_j as a sum "
+                         "of products)")
+    if not p["formula"]:
+        return
+    x, k = np.asarray(p["input"]), np.asarray(p["kernel"])
+    if not (x.ndim == 2 and x.shape[0] == 1 and k.ndim == 2 and k.shape[0] == 1 and
+            k.shape[1] <= MAX_FORMULA_KERNEL and p["stride"] == 1 and p["padding"] == 0 and
+            not p["flip_kernel"] and p["activation"] == "none"):
+        raise ParamError(f"formula asks dL/dk_j of a 1-D convolution: pin a single-row input "
+                         f"and a single-row kernel of at most {MAX_FORMULA_KERNEL} entries, "
+                         f"with stride 1, padding 0, no ReLU and no flip")
+
+
 # -- the exercise ---------------------------------------------------------------------
 
 @register
@@ -217,7 +267,7 @@ class Conv2dBackward(Exercise):
     title = "Convolution layer: backward pass"
     summary = "backward pass of a convolution (+ ReLU): dL/dZ, dL/dW, dL/db and dL/dX"
     params = ("input", "kernel", "bias", "stride", "padding", "activation", "flip_kernel",
-              "grad_output")
+              "grad_output", "formula")
     options = {"size": None, "kernel_size": 2, "in_channels": 1, "out_channels": 1,
                "bias": True}
     work_space = "12cm"
@@ -245,8 +295,10 @@ class Conv2dBackward(Exercise):
 
     def check(self, params):
         p = {**DEFAULTS, "activation": "relu", **params}
+        formula = p.pop("formula", False)
         p = {**FORWARD.check({k: v for k, v in p.items() if k != "grad_output"}),
              "grad_output": p.get("grad_output")}
+        check_formula({**p, "formula": formula})
         _check_size(p)
         for name in ("input", "kernel", "bias", "grad_output"):
             if p[name] is not None and np.abs(numbers(p[name], name)).max() > MAX_VALUE:
@@ -264,10 +316,15 @@ class Conv2dBackward(Exercise):
         if not np.any(mask * as_map(p["grad_output"])):
             raise ParamError("no gradient flows back: dL/dY is 0 wherever the ReLU lets the "
                              "pre-activation through; change grad_output, the input or the kernel")
-        return jsonable(p)
+        return jsonable({**p, "formula": True} if formula else p)  # absent when false: keys
+        # built before the parameter existed stay as they were
 
     def graph(self, params):
-        return backward_graph(is_2d(params), params["activation"] == "relu")
+        graph = backward_graph(is_2d(params), params["activation"] == "relu")
+        if params.get("formula"):
+            _, k, m = formula_sizes(params)
+            graph = (*graph, *formula_steps(k, m))
+        return graph
 
     def fields(self, params, values):
         def weights(name: str) -> Any:
@@ -290,14 +347,35 @@ class Conv2dBackward(Exercise):
                             shape("grad_bias"), BIAS_WEIGHT))
         out.append(real("grad_input", "dL/dX, the gradient of the input", shape("grad_input"),
                         entry_weights=weights("grad_input")))
+        if params.get("formula"):
+            n, k, m = formula_sizes(params)
+            symbols = (*(f"x_{i}" for i in range(1, n + 1)), *(f"d_{i}" for i in range(1, m + 1)))
+            out += [formula(f"grad_kernel_formula_{j}", f"dL/dk_{j} as a sum of products of "
+                            f"the x_i and the d_i = dL/dY_i", symbols) for j in range(1, k + 1)]
         return out
 
     def slips(self, params):
-        return mistakes(params)
+        slips = mistakes(params)
+        if not params.get("formula"):
+            return slips
+        _, k, m = formula_sizes(params)
+        extra = formula_slips(k, m)
+        slips = [replace(s, swaps={**s.swaps, **extra[s.name]}) if s.name in extra else s
+                 for s in slips]
+        return [*slips, Slip("formula_missing_term", "you left a product out of the sum: dL/dk_j "
+                             "has one term for every output position", swaps=extra[
+                                 "formula_missing_term"])]
 
     def problem(self, params):
-        return {**FORWARD.problem(params),
-                "grad_output": [latex.matrix(g) for g in as_map(params["grad_output"])]}
+        out = {**FORWARD.problem(params),
+               "grad_output": [latex.matrix(g) for g in as_map(params["grad_output"])],
+               "formula": None}
+        if params.get("formula"):
+            n, k, m = formula_sizes(params)
+            out["formula"] = {"n": n, "k": k, "m": m,
+                              "answers": [latex.Tex(kernel_formula(j, m).replace("*", r"\,"))
+                                          for j in range(1, k + 1)]}
+        return out
 
     def worked(self, params, values):
         x, dz, filters = values["x"], values["dz"], values["filters"]
@@ -341,7 +419,9 @@ class Conv2dBackward(Exercise):
             return False  # a zero weight drops a term from every sum: a thinner exercise
         graph = self.graph(params)
         values = self.values(params, graph=graph)
-        fields = self.fields(params, values)
+        # the numbers' fields (a formula earns nothing for a constant, and its mistakes are
+        # the kernel gradient's)
+        fields = [f for f in self.fields(params, values) if f.kind is not Kind.EXPRESSION]
         if params["activation"] == "relu":
             z = values["preactivation"]
             if np.any(np.abs(z) < Z_MARGIN) or np.all(values["mask"]) or not np.any(values["mask"]):

@@ -267,3 +267,57 @@ def test_templates_render():
         assert r"\delta" in solution and "180" in solution
         for f in v.fields:
             assert "\\ddfield{" + f.name.replace("_", "\\_") + "}" in problem
+
+
+# -- the kernel gradient as formulas (single-row problems) --------------------------------
+
+FORMULA_PARAMS = {"input": [[1, 2, -1, 3, 0]], "kernel": [[2, -1]], "activation": "none",
+                  "formula": True}
+
+
+@pytest.mark.parametrize("x, k", [([[1, 2, -1, 3, 0]], [[2, -1]]), ([[3, -1, 2, 1]], [[1, 0, -2]]),
+                                  ([[2, 1, -2, 1, 3, -1]], [[1, -1, 2]])])
+def test_each_kernel_formula_is_the_sum_torch_differentiates(x, k):
+    from deepdrill.model.expressions import evaluate, parse
+
+    for seed in range(20):
+        v = make_variant(TYPE, seed, {"input": x, "kernel": k, "activation": "none",
+                                      "formula": True})
+        xt = torch.tensor(v.params["input"], dtype=torch.float64)[None, None]
+        kt = torch.tensor(v.params["kernel"], dtype=torch.float64)[None, None].requires_grad_()
+        g = torch.tensor(v.params["grad_output"], dtype=torch.float64)[None, None]
+        torch.nn.functional.conv2d(xt, kt).backward(g)
+        d = np.ravel(v.params["grad_output"])
+        point = {**{f"x_{i + 1}": float(a) for i, a in enumerate(np.ravel(x))},
+                 **{f"d_{i + 1}": float(a) for i, a in enumerate(d)}}
+        f = v.field("grad_kernel_formula_1")
+        for j, want in enumerate(kt.grad.ravel().tolist(), 1):
+            tree = parse(v.answers[f"grad_kernel_formula_{j}"], f.symbols)
+            assert evaluate(tree, point) == pytest.approx(want)
+
+
+@pytest.mark.parametrize("typed, mistake", [
+    ("d_1*x_1 + d_2*x_2 + d_3*x_3 + d_4*x_4", None),
+    ("x_1 d_1 + x_2 d_2 + x_3 d_3 + x_4 d_4", None),
+    ("d_1*x_2 + d_2*x_3 + d_3*x_4 + d_4*x_5", "rotated_grad_kernel"),
+    ("d_1*x_1 + d_2*x_2 + d_3*x_3", "formula_missing_term"),
+])
+def test_a_kernel_formula_is_graded_by_meaning_and_its_wrong_forms_named(typed, mistake):
+    v = make_variant(TYPE, 0, FORMULA_PARAMS)
+    r = grade_question(v, {**v.answers, "grad_kernel_formula_1": typed}, 10.0)
+    f = r.fields["grad_kernel_formula_1"]
+    assert f.correct is (mistake is None) and f.mistake == mistake
+
+
+@pytest.mark.parametrize("change", [{"stride": 2}, {"padding": 1}, {"activation": "relu"},
+                                    {"kernel": [[1, 2, 1, 2]]}, {"input": [[1, 2], [3, 4]]},
+                                    {"formula": "yes"}])
+def test_formulas_are_refused_where_they_are_not_a_1d_sum(change):
+    with pytest.raises(ParamError) as refused:  # by the formula's check, or an earlier one
+        make_variant(TYPE, 0, {**FORMULA_PARAMS, "kernel": [[1, -1]], **change})
+    if set(change) & {"stride", "activation", "kernel", "formula"}:
+        assert "formula" in str(refused.value)
+
+
+def test_without_the_formula_option_the_stored_parameters_are_as_before():
+    assert "formula" not in make_variant(TYPE, 3).params
