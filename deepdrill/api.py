@@ -173,31 +173,29 @@ def typeset_reports(key: Key, report_json: Path, out: Path,
 
 def export_moodle(key: str | Path, out: str | Path, variants: int | None = None) -> Path:
     """A Moodle XML question bank of a build's variants (a category per question)."""
-    from deepdrill.export.moodle import bank_xml
-    from deepdrill.export.questions import load_export
+    from deepdrill.export.moodle import write_bank
 
-    return _write(Path(out), bank_xml(load_export(Path(key), variants)))
+    write_bank(Path(key), Path(out), variants)
+    return Path(out)
 
 
 def export_canvas_quiz(key: str | Path, out: str | Path, variants: int | None = None) -> Path:
     """A Canvas Classic Quizzes QTI 1.2 zip (a question group per question)."""
-    from deepdrill.export.qti import quiz_zip
-    from deepdrill.export.questions import load_export
+    from deepdrill.export.qti import write_quiz
 
-    return _write(Path(out), quiz_zip(load_export(Path(key), variants)))
+    write_quiz(Path(key), Path(out), variants)
+    return Path(out)
 
 
 def export_gradescope(key: str | Path, out: str | Path, *, roster: str | Path | None = None,
                       strict: bool = False, expected: str = "after_due_date",
                       max_bytes: int = MAX_BYTES) -> Path:
     """A Gradescope autograder zip grading uploads with deepdrill's grader."""
-    from deepdrill.export.gradescope import Settings, autograder_zip, roster_emails
+    from deepdrill.export.gradescope import write_autograder
 
-    emails: dict[str, str] = {}
-    if roster is not None:
-        emails, _ = roster_emails(Path(roster), set(load_key(key).students))
-    return _write(Path(out), autograder_zip(Path(key), Settings(emails, strict, expected,
-                                                                max_bytes)))
+    write_autograder(Path(key), Path(out), Path(roster) if roster is not None else None, strict,
+                     expected, max_bytes)
+    return Path(out)
 
 
 def export_prairielearn(assignment: str | Path, out: str | Path) -> list[Path]:
@@ -211,11 +209,9 @@ def canvas_grades(report_json: str | Path, canvas_export: str | Path, out: str |
                   column: str | None = None, missing: str = "blank") -> list[str]:
     """Grades as a CSV for Canvas's Grades > Import, on the rows of Canvas's own export;
     returns the notes (students not matched, scores scaled)."""
-    from deepdrill.export.gradebook import canvas_grades_csv, load_grades, load_roster_file
+    from deepdrill.export.gradebook import write_canvas_grades
 
-    roster = load_roster_file(Path(canvas_export))
-    made = canvas_grades_csv(load_grades(Path(report_json)), roster, column, missing)
-    _write(Path(out), made.text.encode("utf-8"))
+    made = write_canvas_grades(Path(report_json), Path(canvas_export), Path(out), column, missing)
     return list(made.notes)
 
 
@@ -224,23 +220,9 @@ def moodle_grades(report_json: str | Path, out: str | Path,
                   out_of: float | None = None, missing: str = "blank",
                   feedback: bool = True) -> list[str]:
     """Grades as a CSV for Moodle's Grades > Import > CSV file; returns the notes."""
-    from deepdrill.export.gradebook import load_roster_file, load_grades, moodle_grades_csv
+    from deepdrill.export.gradebook import write_moodle_grades
 
-    roster = load_roster_file(Path(moodle_export)) if moodle_export else None
-    made = moodle_grades_csv(load_grades(Path(report_json)), roster, item, out_of, missing,
-                             feedback)
-    _write(Path(out), made.text.encode("utf-8"))
+    made = write_moodle_grades(Path(report_json), Path(out),
+                               Path(moodle_export) if moodle_export else None, item, out_of,
+                               missing, feedback)
     return list(made.notes)
-
-
-def _write(path: Path, data: bytes) -> Path:
-    from deepdrill.files import atomic_write
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        atomic_write(path, data)
-    except OSError as err:
-        from deepdrill.files import describe
-
-        raise DeepdrillError(f"cannot write {path}: {describe(err)}") from None
-    return path

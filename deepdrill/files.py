@@ -62,6 +62,17 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def write_out(path: Path, data: bytes) -> Path:
+    """A result file written whole (its folder made if need be), or a DeepdrillError that
+    says what failed; the previous file stays until the new one is on disk."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, data)
+    except OSError as err:
+        raise DeepdrillError(f"cannot write {path}: {describe(err)}") from None
+    return path
+
+
 def remove_temps(folder: Path, name: str) -> None:
     """The temporary files a killed writer of ``name`` left in ``folder``."""
     for tmp in folder.glob(f".{name}.*.tmp"):

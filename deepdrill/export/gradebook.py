@@ -25,6 +25,7 @@ from pathlib import Path
 import click
 
 from deepdrill.errors import DeepdrillError
+from deepdrill.files import write_out
 from deepdrill.grader.batch import REPORT_FORMAT, spreadsheet_safe
 
 from .commands import export
@@ -313,12 +314,26 @@ def load_roster_file(path: Path) -> Roster:
     return read_roster(raw, str(path))
 
 
-def _write(out: Path, made: GradeFile) -> None:
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(made.text, encoding="utf-8", newline="")
-    except OSError as err:
-        raise DeepdrillError(f"cannot write {out}: {err.strerror}") from None
+def write_canvas_grades(report_path: Path, roster_path: Path, out: Path,
+                        column: str | None = None, missing: str = "blank") -> GradeFile:
+    """The Canvas gradebook CSV of a report in ``out``, on the rows of Canvas's export."""
+    made = canvas_grades_csv(load_grades(report_path), load_roster_file(roster_path), column,
+                             missing)
+    write_out(out, made.text.encode("utf-8"))
+    return made
+
+
+def write_moodle_grades(report_path: Path, out: Path, roster_path: Path | None = None,
+                        item: str | None = None, out_of: float | None = None,
+                        missing: str = "blank", feedback: bool = True) -> GradeFile:
+    """The Moodle grade-import CSV of a report in ``out``."""
+    roster = load_roster_file(roster_path) if roster_path else None
+    made = moodle_grades_csv(load_grades(report_path), roster, item, out_of, missing, feedback)
+    write_out(out, made.text.encode("utf-8"))
+    return made
+
+
+def _said(out: Path, made: GradeFile) -> None:
     for note in made.notes:
         click.echo(f"  {note}")
     click.echo(f"wrote {out} ({made.rows} student row(s))")
@@ -350,8 +365,7 @@ def canvas_grades(report_path: Path, roster_path: Path, out: Path, column: str |
       deepdrill export canvas-grades --report out/grades/report.json \\
         --roster 2026-03-02_DL101_Grades.csv --out canvas.csv
     """
-    roster = load_roster_file(roster_path)
-    _write(out, canvas_grades_csv(load_grades(report_path), roster, column, missing))
+    _said(out, write_canvas_grades(report_path, roster_path, out, column, missing))
 
 
 @export.command("moodle-grades")
@@ -382,6 +396,5 @@ def moodle_grades(report_path: Path, roster_path: Path | None, out: Path, item: 
       deepdrill export moodle-grades --report out/grades/report.json \\
         --roster courseid_42_participants.csv --out moodle.csv
     """
-    roster = load_roster_file(roster_path) if roster_path else None
-    _write(out, moodle_grades_csv(load_grades(report_path), roster, item, out_of, missing,
-                                  feedback))
+    _said(out, write_moodle_grades(report_path, out, roster_path, item, out_of, missing,
+                                   feedback))

@@ -25,7 +25,6 @@ import hashlib
 import importlib
 import io
 import json
-import os
 import re
 import shlex
 import zipfile
@@ -35,6 +34,7 @@ from pathlib import Path
 import click
 
 from deepdrill.errors import DeepdrillError
+from deepdrill.files import write_out
 
 from .autograder import CONFIG_FILE, KEY_FILE, VISIBILITIES, Settings
 from .commands import export
@@ -247,15 +247,18 @@ def autograder_zip(key_path: Path, settings: Settings) -> bytes:
     return _zip(files, executable=("setup.sh", "run_autograder"))
 
 
-def _write_atomic(out: Path, data: bytes) -> None:
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(data)
-        os.replace(tmp, out)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise DeepdrillError(f"cannot write {out}: {err.strerror}") from None
+def write_autograder(key_path: Path, out: Path, roster_path: Path | None = None,
+                     strict: bool = False, expected: str = "after_due_date",
+                     max_bytes: int = 1_000_000) -> list[str]:
+    """The autograder zip of a build in ``out``; returns the notes on the roster's emails."""
+    from deepdrill.grader.batch import load_key
+
+    emails: dict[str, str] = {}
+    notes: list[str] = []
+    if roster_path is not None:
+        emails, notes = roster_emails(roster_path, set(load_key(key_path).students))
+    write_out(out, autograder_zip(key_path, Settings(emails, strict, expected, max_bytes)))
+    return notes
 
 
 @export.command("gradescope")
@@ -292,14 +295,8 @@ def gradescope(key_path: Path, out: Path | None, roster_path: Path | None, stric
     Example:
       deepdrill export gradescope --key output/set3/key.json --out autograder.zip
     """
-    from deepdrill.grader.batch import load_key
-
     out = out or key_path.parent / "autograder.zip"
-    emails, notes = {}, []
-    if roster_path is not None:
-        emails, notes = roster_emails(roster_path, set(load_key(key_path).students))
-    settings = Settings(emails, strict, expected, max_bytes)
-    _write_atomic(out, autograder_zip(key_path, settings))
+    notes = write_autograder(key_path, out, roster_path, strict, expected, max_bytes)
     for note in notes:
         click.echo(f"  {note}")
     click.echo(f"wrote {out}: upload it in Gradescope under Configure Autograder")

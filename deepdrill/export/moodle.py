@@ -22,6 +22,8 @@ from pathlib import Path
 import click
 from lxml import etree
 
+from deepdrill.files import write_out
+
 from .commands import export
 from .questions import (Entry, ExportQuestion, ExportSet, Figures, decimal_text, field_heading,
                         integer_weights, layout, load_export, variant_label)
@@ -162,6 +164,13 @@ def _text(parent: etree._Element, text: str, cdata: bool = False) -> None:
     t.text = etree.CDATA(text) if cdata and "]]>" not in text else text
 
 
+def write_bank(key_path: Path, out: Path, variants: int | None = None) -> ExportSet:
+    """The bank of a key's variants (the first ``variants`` students', or all) in ``out``."""
+    export_set = load_export(key_path, variants)
+    write_out(out, bank_xml(export_set))
+    return export_set
+
+
 @export.command("moodle")
 @click.option("--key", "key_path", required=True, type=click.Path(exists=True, dir_okay=False,
               path_type=Path), help="The key.json that `deepdrill build` wrote.")
@@ -176,9 +185,6 @@ def moodle_command(key_path: Path, out: Path, variants: int | None) -> None:
     category from file" ticked; then add one random question from each category to the
     quiz, with the question's points as the slot's marks.
     """
-    export_set = load_export(key_path, variants)
-    data = bank_xml(export_set)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(data)
+    export_set = write_bank(key_path, out, variants)
     n = sum(len(v) for _, _, v in export_set.questions)
     click.echo(f"wrote {out}: {len(export_set.questions)} categories, {n} questions")

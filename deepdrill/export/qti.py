@@ -30,6 +30,8 @@ from pathlib import Path
 import click
 from lxml import etree
 
+from deepdrill.files import write_out
+
 from .commands import export
 from .questions import (Entry, ExportQuestion, ExportSet, FieldBlanks, Figures, decimal_text,
                         field_heading, layout, load_export, variant_label)
@@ -312,6 +314,13 @@ def _xml(root: etree._Element) -> bytes:
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
+def write_quiz(key_path: Path, out: Path, variants: int | None = None) -> ExportSet:
+    """The QTI zip of a key's variants (the first ``variants`` students', or all) in ``out``."""
+    export_set = load_export(key_path, variants)
+    write_out(out, quiz_zip(export_set))
+    return export_set
+
+
 @export.command("canvas-quiz")
 @click.option("--key", "key_path", required=True, type=click.Path(exists=True, dir_okay=False,
               path_type=Path), help="The key.json that `deepdrill build` wrote.")
@@ -325,9 +334,6 @@ def canvas_quiz_command(key_path: Path, out: Path, variants: int | None) -> None
 
     Import it in Canvas under Settings > Import Course Content > "QTI .zip file".
     """
-    export_set = load_export(key_path, variants)
-    data = quiz_zip(export_set)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(data)
+    export_set = write_quiz(key_path, out, variants)
     n = sum(len(v) for _, _, v in export_set.questions)
     click.echo(f"wrote {out}: {len(export_set.questions)} question groups, {n} items")
