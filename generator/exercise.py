@@ -217,14 +217,13 @@ def _sample(ex: Exercise, seed: int, pinned: dict[str, Any], options: dict[str, 
     the type's tries (1 seed in 600 did for overlapping max pools), the same seed's next
     streams are tried, so a class's build never fails on one unlucky student. Options that
     leave no good draw at all are still refused, with the type's own message."""
-    for attempt in range(DRAW_ATTEMPTS):
-        rng = np.random.default_rng(seed if attempt == 0 else [seed, attempt])
+    for attempt in range(DRAW_ATTEMPTS - 1):
         try:
-            return ex.sample(rng, pinned, options)
+            return ex.sample(np.random.default_rng(seed if attempt == 0 else [seed, attempt]),
+                             pinned, options)
         except ParamError:
-            if attempt == DRAW_ATTEMPTS - 1:
-                raise
-    raise AssertionError("unreachable")
+            continue
+    return ex.sample(np.random.default_rng([seed, DRAW_ATTEMPTS - 1]), pinned, options)
 
 
 def _refuse_non_finite(answers: Mapping[str, Any]) -> None:
