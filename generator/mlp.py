@@ -31,7 +31,7 @@ from sympy.printing.latex import LatexPrinter
 from deepdrill.errors import ParamError
 from deepdrill.generator import latex
 from deepdrill.generator.exercise import jsonable, numbers
-from deepdrill.generator.randomness import choice, decimals, draw_until, ints
+from deepdrill.generator.randomness import choice, decimals, ints
 from deepdrill.generator.steps import Graph, NotApplicable, Step, by_hand, rerun, run
 from deepdrill.model.fields import Field, flatten
 from deepdrill.model.tolerance import Tolerance, default_floor, entries_match

@@ -22,6 +22,8 @@ or earlier steps). :func:`run` evaluates them. The same run serves three purpose
 
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,6 +71,12 @@ class Slip:
 class NotApplicable(ParamError):
     """A slip (or pair) that cannot be made on this variant, e.g. ignoring a padding the
     kernel needs to fit."""
+
+
+def constant(text: str) -> Callable[[], str]:
+    """A step with no inputs that gives ``text``: a formula answer's key, or the wrong form
+    a slip swaps in for it."""
+    return functools.partial(str, text)
 
 
 def run(graph: Iterable[Step], params: Mapping[str, Any],

@@ -16,7 +16,6 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from deepdrill.files import die_with_parent
 from deepdrill.generator import latex

@@ -29,7 +29,7 @@ the other activation's rule.
 from __future__ import annotations
 
 import math
-from functools import cache, partial
+from functools import cache
 from itertools import combinations
 from typing import Any
 
@@ -41,7 +41,7 @@ from deepdrill.generator import latex
 from deepdrill.generator.exercise import (Exercise, int_option, jsonable, numbers, register,
                                           require)
 from deepdrill.generator.randomness import choice, decimals, draw_until
-from deepdrill.generator.steps import NotApplicable, Slip, Step, run
+from deepdrill.generator.steps import NotApplicable, Slip, Step, constant, run
 from deepdrill.model.fields import formula, real
 
 from .softmax import near
@@ -135,10 +135,6 @@ SLIPS = {"sigmoid": (USED_ACTIVATION, FORGOT_WEIGHTS, DERIVATIVE_AT_Z),
 
 
 # -- the formula (the option `formula`): f'(z) typed as text in f(z)'s letter ------------
-
-def constant(text: str) -> Any:
-    return partial(str, text)
-
 
 FORMULA = {"sigmoid": "s*(1 - s)", "tanh": "1 - t^2"}  # in s = sigmoid(z), t = tanh(z)
 # the formula each numeric slip writes, where it has one

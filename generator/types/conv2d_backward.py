@@ -37,7 +37,7 @@ from deepdrill.generator.conv import (as_map, crop, input_gradient, kernel_gradi
 from deepdrill.generator.exercise import Exercise, int_option, jsonable, numbers, register
 from deepdrill.generator.pool import constant_share, field_shares
 from deepdrill.generator.randomness import choice
-from deepdrill.generator.steps import NotApplicable, Slip, Step
+from deepdrill.generator.steps import NotApplicable, Slip, Step, constant
 from deepdrill.generator.types.conv2d_forward import (CLIPPED_WEIGHT, DEFAULTS, GRAPH,
                                                       GRAPH_2D, Conv2dForward, is_2d)
 from deepdrill.model.fields import Kind, formula, real
@@ -226,16 +226,16 @@ def kernel_formula(j: int, m: int, shift: int = 0, drop_last: bool = False) -> s
 
 
 def formula_steps(k: int, m: int) -> tuple[Step, ...]:
-    return tuple(Step(f"grad_kernel_formula_{j}", functools.partial(str, kernel_formula(j, m)), ())
+    return tuple(Step(f"grad_kernel_formula_{j}", constant(kernel_formula(j, m)), ())
                  for j in range(1, k + 1))
 
 
 def formula_slips(k: int, m: int) -> dict[str, dict[str, Any]]:
     """The formula steps each slip swaps: the rotated kernel gradient, and a product left out."""
-    return {"rotated_grad_kernel": {f"grad_kernel_formula_{j}": functools.partial(
-                str, kernel_formula(j, m, shift=k + 1 - 2 * j)) for j in range(1, k + 1)},
-            "formula_missing_term": {f"grad_kernel_formula_{j}": functools.partial(
-                str, kernel_formula(j, m, drop_last=True)) for j in range(1, k + 1)}}
+    return {"rotated_grad_kernel": {f"grad_kernel_formula_{j}": constant(
+                kernel_formula(j, m, shift=k + 1 - 2 * j)) for j in range(1, k + 1)},
+            "formula_missing_term": {f"grad_kernel_formula_{j}": constant(
+                kernel_formula(j, m, drop_last=True)) for j in range(1, k + 1)}}
 
 
 def formula_sizes(params: dict[str, Any]) -> tuple[int, int, int]:
@@ -378,7 +378,7 @@ class Conv2dBackward(Exercise):
         return out
 
     def worked(self, params, values):
-        x, dz, filters = values["x"], values["dz"], values["filters"]
+        x, dz = values["x"], values["dz"]
         kernel = orient(params["kernel"], False)
         c_out, c_in, kh, kw = kernel.shape
         d = derivation(c_in, *x.shape[1:], c_out, kh, kw, params["stride"], params["padding"],

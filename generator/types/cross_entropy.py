@@ -37,7 +37,7 @@ from deepdrill.errors import ParamError
 from deepdrill.generator import latex
 from deepdrill.generator.exercise import Exercise, jsonable, register, require
 from deepdrill.generator.randomness import draw_until
-from deepdrill.generator.steps import Slip, Step, rerun, run
+from deepdrill.generator.steps import Slip, Step, constant, rerun, run
 from deepdrill.model.fields import formula, real
 
 from .softmax import GRAPH as SOFTMAX_GRAPH
@@ -146,10 +146,6 @@ def no_batch_mean(one_hot: np.ndarray) -> int:
 # The gradient as a formula, for one example (the option `formula`): typed as text in
 # s_i and y_i, graded by meaning; its typical wrong forms are the slips' formulas.
 FORMULA, FORMULA_SYMBOLS = "s_i - y_i", ("s_i", "y_i")
-
-
-def constant(text: str) -> Any:
-    return partial(str, text)
 
 
 def grad_reversed(probabilities: Any, one_hot: np.ndarray, batch_size: int) -> np.ndarray:

@@ -32,12 +32,12 @@ import numpy as np
 from deepdrill.errors import ParamError
 from deepdrill.generator import latex, mlp
 from deepdrill.generator.exercise import Exercise, jsonable, numbers, register, require
-from deepdrill.generator.randomness import choice, decimals
+from deepdrill.generator.randomness import choice
 from deepdrill.generator.steps import Graph, NotApplicable, Slip, Step, run
 from deepdrill.model.fields import real
 
 from .cross_entropy import check_target, one_hot
-from .mlp_forward import OPTIONS, hidden_activation, output_activation, sample_network
+from .mlp_forward import OPTIONS, output_activation, sample_network
 
 LOSSES = ("cross_entropy", "mse")
 MSE_OUTPUTS = ("none", "sigmoid", "tanh", "relu")

@@ -69,7 +69,7 @@ from deepdrill.generator.layers import (
 )
 from deepdrill.generator.networks import draw_network, fitting_input
 from deepdrill.generator.randomness import choice, draw_until
-from deepdrill.generator.steps import Graph, NotApplicable, Slip, Step
+from deepdrill.generator.steps import Graph, NotApplicable, Slip, Step, constant
 
 from deepdrill.errors import ParamError
 from deepdrill.model.fields import formula, integer, real
@@ -123,10 +123,6 @@ def glorot(numerator: int, fan_in: Any, fan_out: Any) -> float:
 
 def with_gain(glorot: Any, gain: Any) -> float:
     return float(gain) * float(glorot)
-
-
-def constant(text: str) -> Any:
-    return functools.partial(str, text)
 
 
 @functools.lru_cache(maxsize=256)
