@@ -115,20 +115,26 @@ class GradeResult:
 
 def grade(key: Key | str | Path, submissions: Iterable[str | Path],
           out: str | Path | None = None, *, max_bytes: int = MAX_BYTES,
-          workers: int | None = None, tick: Callable[[int], None] | None = None,
+          workers: int | None = None, progress: Progress | None = None,
           pdf: bool = False) -> GradeResult:
     """Grade files and folders of submissions; with ``out``, write grades.csv and
     report.json there (together, under the folder's lock), and with ``pdf`` the feedback
-    sheets and the class report too."""
+    sheets and the class report too. ``progress(label, total, body)`` wraps the grading
+    as it does the build's."""
     from deepdrill.grader.batch import collect_files, grade_files, out_locked, write_reports
 
     key = key if isinstance(key, Key) else load_key(key)
     files, skipped = collect_files([Path(p) for p in submissions])
+
+    def graded(tick: Callable[[int], None]) -> Report:
+        return grade_files(key, files, max_bytes, tick, workers, skipped=skipped)
+    run = (lambda: progress("grading", len(files), graded)) if progress else \
+        (lambda: graded(lambda n: None))
     if out is None:
-        return GradeResult(grade_files(key, files, max_bytes, tick, workers, skipped=skipped))
+        return GradeResult(run())
     out = Path(out)
     with out_locked(out):
-        report = grade_files(key, files, max_bytes, tick, workers, skipped=skipped)
+        report = run()
         csv_path, json_path = write_reports(report, out)
     if pdf:
         typeset_reports(key, json_path, out)

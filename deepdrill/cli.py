@@ -330,18 +330,17 @@ def grade(key_path: Path, submissions: tuple[Path, ...], out: Path | None, max_b
     import signal
 
     from deepdrill import api
-    from deepdrill.grader.batch import collect_files, out_locked
+    from deepdrill.grader.batch import out_locked
 
     key = api.load_key(key_path)
     out = out or key_path.parent / "grades"
-    total = len(collect_files(submissions)[0])
     plain_kill = signal.signal(signal.SIGTERM, signal.default_int_handler)  # as Ctrl-C
     result = None
     try:
         with out_locked(out):  # refused now, not after grading, if another grader writes there
             # graded: the reports are written whole; a signal then waits until they are
-            result = _progress(quiet)("grading", total, lambda tick: api.grade(
-                key, submissions, out, max_bytes=max_bytes, tick=_then_hold_signals(tick, total)))
+            result = api.grade(key, submissions, out, max_bytes=max_bytes,
+                               progress=_holding_signals_after(_progress(quiet)))
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     except KeyboardInterrupt:
         if result is not None:
@@ -361,20 +360,24 @@ def grade(key_path: Path, submissions: tuple[Path, ...], out: Path | None, max_b
                    f"{out / 'feedback' / 'feedback.pdf'}) and {out / 'class_report.pdf'}")
 
 
-def _then_hold_signals(tick: Callable[[int], None], total: int) -> Callable[[int], None]:
-    """A progress callback that, once every file is graded, holds Ctrl-C and kill until
+def _holding_signals_after(progress: Callable[..., Any]) -> Callable[..., Any]:
+    """The progress wrapper, made to hold Ctrl-C and kill once every file is graded, until
     the reports are written (the grade command then unblocks them)."""
     import signal
 
-    done = 0
+    def phase(label: str, total: int, body: Callable[[Callable[[int], None]], Any]) -> Any:
+        def run(tick: Callable[[int], None]) -> Any:
+            done = 0
 
-    def counted(n: int) -> None:
-        nonlocal done
-        done += n
-        tick(n)
-        if done >= total:
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    return counted
+            def counted(n: int) -> None:
+                nonlocal done
+                done += n
+                tick(n)
+                if done >= total:
+                    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+            return body(counted)
+        return progress(label, total, run)
+    return phase
 
 
 def _sha256(path: Path) -> str:
