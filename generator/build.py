@@ -46,6 +46,7 @@ from .exercise import get, make_variant
 from deepdrill.model.fields import skeleton
 from .pdf import assemble, pdflatex, typeset
 from .render import Question, Sheet
+from deepdrill.model.key import read_key_lines
 from deepdrill.model.variant import Variant
 
 KEY_FORMAT = "deepdrill-key/2"  # /2: versioned types, step graphs, carried-forward credit
@@ -94,8 +95,8 @@ def make_variants(assignment: Assignment, students: list[Student],
 def safe_folder(student_id: str, taken: set[str]) -> str:
     """A folder name from a student id: no path separators, unique, never hidden, and
     predictable: an id that is a safe name keeps it; another (or a long one) gets its cleaned,
-    shortened form and a short tag of the id itself, so "a/b" never lands on "a_b"'s folder whatever the
-    roster's order (a numbered suffix only if two tags ever meet)."""
+    shortened form and a short tag of the id itself, so "a/b" never lands on "a_b"'s folder
+    whatever the roster's order (a numbered suffix only if two tags ever meet)."""
     base = (_UNSAFE.sub("_", student_id).strip("._") or "student")[:MAX_FOLDER]
     if base != student_id:
         base = f"{base}-{hashlib.sha256(student_id.encode('utf-8')).hexdigest()[:6]}"
@@ -281,15 +282,6 @@ class Previous:
                 shutil.copy2(src, dst)
 
 
-def read_key_lines(raw: bytes) -> tuple[dict[str, Any], list[bytes]]:
-    """The header and the students' lines of a key as :func:`key_bytes` lays it out."""
-    first, _, rest = raw.partition(b"\n")
-    lines = rest.rstrip().split(b"\n")
-    if not first.endswith(b'"students":[') or not lines or lines[-1] != b"]}":  # not ours
-        raise ValueError("not a key laid out one student per line")
-    return orjson.loads(first + b"]}"), [line.rstrip(b",") for line in lines[:-1]]
-
-
 def build(assignment: Assignment, students: list[Student], out: Path, *, pdf: bool = True,
           roster_info: dict[str, Any] | None = None, workers: int | None = None,
           progress: Callable[[str, int, Callable[[int], None]], Any] | None = None,
@@ -348,9 +340,10 @@ def _build_into(stage: Path, assignment: Assignment, students: list[Student],
     with (ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent,
                               initargs=(os.getpid(),)) if parallel else _InProcess()) as pool:
         def run(tick: Callable[[int], None]) -> list[StudentBuild]:
-            futures = [pool.submit(_build_chunk, assignment, [students[i] for i in todo[a:a + size]],
-                                   [folders[i] for i in todo[a:a + size]], stage, pdf, n)
-                       for n, a in enumerate(starts)]
+            chunks = [todo[a:a + size] for a in starts]
+            futures = [pool.submit(_build_chunk, assignment, [students[i] for i in chunk],
+                                   [folders[i] for i in chunk], stage, pdf, n)
+                       for n, chunk in enumerate(chunks)]
             for f in as_completed(futures):
                 tick(len(f.result()))
             return [b for f in futures for b in f.result()]

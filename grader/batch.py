@@ -41,6 +41,7 @@ import orjson
 from deepdrill import __version__
 from deepdrill.errors import DeepdrillError
 from deepdrill.files import LOCK, die_with_parent, locked, remove_temps, temp_beside
+from deepdrill.model.key import read_key_lines
 from deepdrill.model.variant import Variant
 
 from .score import CreditPolicy, QuestionResult, grade_question
@@ -177,12 +178,10 @@ def load_key(path: Path) -> Key:
 def split_key(raw: bytes) -> tuple[dict[str, Any], list[bytes | dict[str, Any]]]:
     """The header and the students' lines of a key as `deepdrill build` lays it out (one
     student per line); a key saved whole by another tool is parsed whole."""
-    first, _, rest = raw.partition(b"\n")
-    if first.endswith(b'"students":['):
-        lines = rest.rstrip().split(b"\n")
-        if lines and lines[-1] == b"]}":
-            head = orjson.loads(first + b"]}")
-            return head, [line.rstrip(b",") for line in lines[:-1] if line.strip()]
+    try:
+        return read_key_lines(raw)  # type: ignore[return-value]
+    except ValueError:
+        pass  # not laid out by the build
     data = orjson.loads(raw)
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
