@@ -428,9 +428,10 @@ def lookup(key_path: Path, codes: tuple[str, ...], as_json: bool) -> None:
     not matter, and I, L and O are read as 1, 1 and 0. A code with a misread character
     fails its check character; the codes of the key one character away are suggested.
     """
-    from deepdrill.grader.lookup import find
+    from deepdrill.grader.lookup import codes_in, find
 
-    found = [find(key_path, c) for c in codes]
+    known = codes_in(key_path)  # the key read once for every code asked
+    found = [find(key_path, c, known) for c in codes]
     if as_json:
         click.echo(json.dumps([{"code": f.code, "student_id": f.student_id, "name": f.name,
                                 "folder": f.folder, "question": f.label, "variant": f.variant}

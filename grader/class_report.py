@@ -13,6 +13,7 @@ graded: near 0 or negative, the item does not separate stronger from weaker stud
 
 from __future__ import annotations
 
+import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -151,7 +152,5 @@ def typeset_class_report(report: dict[str, Any], out: Path) -> Path:
         packages=["pgfplots"], **context(report))
     pdf = compile_tex(tex, work, job="report")
     pdf.replace(out)
-    import shutil
-
     shutil.rmtree(work, ignore_errors=True)
     return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -203,7 +204,5 @@ def _typeset_chunk(head: dict[str, Any], chunk: tuple) -> tuple[Path, list[tuple
 
 
 def _remove_tree(work: Path) -> None:
-    import shutil
-
     shutil.rmtree(work, ignore_errors=True)
     (work.parent / f"{work.name}.pdf").unlink(missing_ok=True)

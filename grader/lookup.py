@@ -58,9 +58,10 @@ def codes_in(key_path: Path) -> dict[str, Found]:
     return found
 
 
-def find(key_path: Path, text: str) -> Found:
-    """What a printed code names, or a DeepdrillError saying what it could have been."""
-    codes = codes_in(key_path)
+def find(key_path: Path, text: str, codes: dict[str, Found] | None = None) -> Found:
+    """What a printed code names, or a DeepdrillError saying what it could have been
+    (``codes``: the key's, when the caller looks up several)."""
+    codes = codes_in(key_path) if codes is None else codes
     code = parse(text)
     if code is not None and code in codes:
         return codes[code]
