@@ -8,13 +8,12 @@ OUT=output/example
 rm -rf "$OUT"
 .venv/bin/deepdrill build examples/assignment.toml --roster examples/roster.csv --out "$OUT"
 .venv/bin/deepdrill grade --key "$OUT/key.json" examples/submissions --out "$OUT/grades" --pdf
-cat <<MSG
-
-Done. Look at:
-  $OUT/problems.pdf and $OUT/solutions.pdf      every student's sheets, for printing
-  $OUT/students/<id>/                           what a student is handed: problems.pdf, answers.html
-                                                (the answer form, open it in a browser), submission.json
-  $OUT/solutions/<id>.pdf                       their worked solutions, for after the deadline
-  $OUT/grades/grades.csv and report.json        the grades of examples/submissions
-  $OUT/grades/class_report.pdf                  how the class did; feedback/<id>.pdf per student
-MSG
+echo
+echo "Done. Look at:"
+show() { printf '  %-46s %s\n' "$1" "$2"; }
+show "$OUT/problems.pdf and solutions.pdf" "every student's sheets, for printing"
+show "$OUT/students/<id>/" "what a student is handed: problems.pdf, submission.json,"
+show "" "and answers.html (the answer form: open it in a browser)"
+show "$OUT/solutions/<id>.pdf" "their worked solutions, for after the deadline"
+show "$OUT/grades/grades.csv, report.json" "the grades of examples/submissions"
+show "$OUT/grades/class_report.pdf" "how the class did; feedback/<id>.pdf per student"
