@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import operator
 import warnings
 from typing import Any
 
@@ -24,10 +25,10 @@ import numpy as np
 from deepdrill.generator.exercise import get, jsonable  # the grader may call a type's steps
 from deepdrill.generator.steps import Graph, Slip, behind, frontier, index
 from deepdrill.model.fields import Field, Kind, flatten, shape_of, size
-from deepdrill.model.tolerance import MAX_EXACT, entries_match
+from deepdrill.model.tolerance import MAX_EXACT, matches
 from deepdrill.model.variant import Mistake, Variant
 
-from .reading import Reading, flat, parts, read_leaves
+from .reading import Reading, flat, parts, read_leaves, span
 
 
 
@@ -44,7 +45,7 @@ class Steps:
         self.given = self._given_steps()
         # a wrong field whose earlier fields (its own earlier items included) were given
         # other than the key's: what it should be from them is worth recomputing
-        self.to_recompute = [r for r in readings.values() if r.wrong.any() and any(
+        self.to_recompute = [r for r in readings.values() if r.wrong and any(
             readings[g].values is not None and not readings[g].exact for g in r.field.depends_on)]
 
     @property
@@ -72,11 +73,13 @@ class Steps:
         for r in self.readings.values():
             if r.values is None:
                 continue
+            dtype = np.int64 if r.field.kind is Kind.INTEGER else float
             for step, (start, stop), shape in parts(r.field):
                 part = r.values[start:stop]
-                if np.isnan(part).any() or np.abs(part).max(initial=0) > MAX_EXACT:
+                # not NaN, and no larger than a float holds exactly
+                if not all(-MAX_EXACT <= x <= MAX_EXACT for x in part):
                     continue
-                value = part.astype(np.int64) if r.field.kind is Kind.INTEGER else part
+                value = np.array(part, dtype=dtype)
                 given[step] = value.reshape(shape) if shape else value[0]
         return given
 
@@ -94,29 +97,28 @@ class Steps:
         if recomputed is None:
             return
         for r in self.to_recompute:
-            r.rounded, r.carried = np.zeros_like(r.ok), np.zeros_like(r.ok)
+            r.rounded, r.carried = 0, 0
             for step, (start, stop), _ in parts(r.field):
-                self._credit_step(r, step, slice(start, stop), recomputed)
+                self._credit_step(r, step, start, stop, recomputed)
 
-    def _credit_step(self, r: Reading, step: str, entries: slice, recomputed: dict) -> None:
+    def _credit_step(self, r: Reading, step: str, start: int, stop: int,
+                     recomputed: dict) -> None:
         """Entries of one step right from the student's own values of its inputs: right
         when those values were right (rounded), carried forward when they were wrong, and
         then only when the whole step is consistent (a constant answer matching here and
         there by chance earns nothing)."""
         inputs = frontier(self.by_name, step, self.given)
-        theirs = flat(recomputed.get(step), entries.stop - entries.start) if inputs else None
+        theirs = flat(recomputed.get(step), stop - start) if inputs else None
         if theirs is None:
             return
-        readable = r.readable[entries]
-        match = np.zeros(len(theirs), dtype=bool)
-        match[readable] = entries_match(r.field.tolerance, r.values[entries][readable],
-                                        theirs[readable])
-        match &= ~r.ok[entries]
+        ok = span(r.ok, start, stop)
+        match = matches(r.field.tolerance, r.values[start:stop], theirs) & \
+            span(r.readable, start, stop) & ~ok
         wrong_inputs = [name for name in inputs if not self._is_right(name)]
         if not wrong_inputs:
-            r.rounded[entries] = match
-        elif (match | r.ok[entries]).all() and match.any():
-            r.carried[entries] = match
+            r.rounded |= match << start
+        elif match and (match | ok) == (1 << (stop - start)) - 1:
+            r.carried |= match << start
             r.consistent_with.update(self._as_fields(wrong_inputs, inputs))
 
     def _is_right(self, step: str) -> bool:
@@ -125,8 +127,8 @@ class Steps:
         r, (start, stop), _ = self.where[step]
         if r.ok is None:
             return False
-        right = r.ok if r.rounded is None else r.ok | r.rounded
-        return bool(right[start:stop].all())
+        right = r.ok | (r.rounded or 0)
+        return span(right, start, stop) == (1 << (stop - start)) - 1
 
     def _as_fields(self, steps: list[str], used: list[str]) -> dict[str, Any]:
         """The student's values of some steps, named as the student knows them: a whole
@@ -212,12 +214,13 @@ class Steps:
             r = self.readings.get(name)
             if r is None:
                 continue
-            theirs = flat(value, size(r.field.shape))
+            n = size(r.field.shape)
+            theirs = flat(value, n)
             if theirs is None:
                 masks[name] = SHAPE
             else:
-                want = np.asarray(flatten(r.key_value), dtype=float)
-                masks[name] = ~entries_match(r.field.tolerance, theirs, want)
+                want = [float(x) for x in flatten(r.key_value)]
+                masks[name] = ~matches(r.field.tolerance, theirs, want) & ((1 << n) - 1)
         return masks
 
     def _made(self, groups: Any, fields: list[Field]) -> list[tuple[Mistake, dict]]:
@@ -237,12 +240,17 @@ class Steps:
             out.append((m, answers))
         return out
 
-    def _assign(self, open_: list[Reading], candidates: list[tuple[Mistake, dict]]) -> None:
+    @staticmethod
+    def _assign(open_: list[Reading], candidates: list[tuple[Mistake, dict]]) -> None:
+        """Greedily: the candidate explaining the most fields not yet explained names them
+        (the first such candidate on a tie), then the next."""
+        explains = [(m, [r for r in open_ if r.mistake is None and r.field.name in answers
+                         and _explains(r, answers[r.field.name])])
+                    for m, answers in candidates]
         while True:
             best, best_fields = None, []
-            for m, answers in candidates:
-                explained = [r for r in open_ if r.mistake is None and
-                             r.field.name in answers and _explains(r, answers[r.field.name])]
+            for m, explained in explains:
+                explained = [r for r in explained if r.mistake is None]
                 if len(explained) > len(best_fields):
                     best, best_fields = m, explained
             if best is None:
@@ -263,8 +271,7 @@ def _could_explain(r: Reading, changes: list[dict[str, Any]]) -> bool:
     if r.shape_problem or mask is SHAPE:
         return bool(r.shape_problem) and mask is SHAPE
     wrong = r.wrong
-    return mask is not None and bool(wrong.any()) and not (wrong & ~mask).any() and \
-        not (r.ok & mask).any()
+    return mask is not None and bool(wrong) and not wrong & ~mask and not r.ok & mask
 
 
 def _each_could_explain(r: Reading, changes: list[dict[str, Any]]) -> bool:
@@ -276,12 +283,11 @@ def _each_could_explain(r: Reading, changes: list[dict[str, Any]]) -> bool:
         return any(c.get(r.field.name) is SHAPE for c in changes)
     wrong = r.wrong
     masks = [c.get(r.field.name) for c in changes]
-    if not wrong.any() or not all(m is not None and (m is SHAPE or (m & wrong).any())
-                                  for m in masks):
+    if not wrong or not all(m is not None and (m is SHAPE or m & wrong) for m in masks):
         return False
     arrays = [m for m in masks if m is not SHAPE]
-    changed = np.logical_or.reduce(arrays) if arrays else wrong
-    return (r.ok & changed).sum() <= PAIR_MEETS_KEY * changed.sum()
+    changed = functools.reduce(operator.or_, arrays) if arrays else wrong
+    return (r.ok & changed).bit_count() <= PAIR_MEETS_KEY * changed.bit_count()
 
 
 def _explains(r: Reading, value: Any) -> bool:
@@ -296,11 +302,13 @@ def _explains(r: Reading, value: Any) -> bool:
         if errors:
             return False
         theirs = flat(value, len(values))
-        return theirs is not None and bool(np.all(entries_match(r.field.tolerance, values, theirs)))
-    if not r.wrong.any():
+        return theirs is not None and \
+            matches(r.field.tolerance, values, theirs) == (1 << len(values)) - 1
+    if not r.wrong:
         return False  # nothing wrong to explain
     given = r.readable  # and every entry given must be the mistake's, right ones included
-    theirs = flat(value, len(r.values))
-    if theirs is None or not np.isfinite(theirs[given]).all():
+    theirs = flat(value, r.n)
+    if theirs is None:
         return False
-    return bool(np.all(entries_match(r.field.tolerance, r.values[given], theirs[given])))
+    # (an entry given must be finite in the mistake too: no tolerance passes inf or NaN)
+    return matches(r.field.tolerance, r.values, theirs) & given == given

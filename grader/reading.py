@@ -6,6 +6,7 @@ number belongs or a NaN becomes a message, and the rest is still read.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +15,7 @@ import numpy as np
 from deepdrill.model.fields import (Field, Kind, describe_shape, flatten, is_ragged, shape_of,
                                     size)
 from deepdrill.model import expressions
-from deepdrill.model.tolerance import entries_match
+from deepdrill.model.tolerance import matches
 from deepdrill.model.variant import Mistake
 
 from .numbers import NonFinite, NotANumber, parse_integer, parse_number
@@ -25,44 +26,48 @@ _PLAIN = (int, float)
 
 @dataclass
 class Reading:
-    """A student's value of one field, read against the key."""
+    """A student's value of one field, read against the key.
+
+    Per-entry facts are bitmasks over the field's flat entries (bit i: entry i), as
+    plain ints: a class's worth of grading asks them millions of times, for a few
+    numbers each, where numpy's per-call cost would dominate.
+    """
 
     field: Field
     share: float  # the field's points
     given: Any  # as submitted
     echo: Any = None
-    values: np.ndarray | None = None  # flat floats in the key's order, NaN where unreadable
+    values: list[float] | None = None  # flat floats in the key's order, NaN where unreadable
     errors: dict[int, str] = field(default_factory=dict)
-    ok: np.ndarray | None = None  # matches the key
+    ok: int | None = None  # matches the key
     # right from the student's own values of the steps it depends on, when those were
     # right (rounded): full credit; when they were wrong: carried-forward credit
-    rounded: np.ndarray | None = None
-    carried: np.ndarray | None = None
+    rounded: int | None = None
+    carried: int | None = None
     consistent_with: dict[str, Any] = field(default_factory=dict)
     shape_problem: str | None = None
     mistake: Mistake | None = None
     key_value: Any = None
     exact: bool = False  # every entry exactly the key's: nothing to recompute from it
     formula: Any = None  # of an expression field: the parsed formula
+    n: int = 0  # entries (of the key's shape)
+    readable: int = 0  # the entries given as numbers
 
     @property
-    def readable(self) -> np.ndarray:
-        return ~np.isnan(self.values) if self.values is not None else np.zeros(0, bool)
+    def all(self) -> int:
+        """Every entry's bit."""
+        return (1 << self.n) - 1
 
     @property
-    def credited(self) -> np.ndarray:
+    def credited(self) -> int:
         if self.ok is None:
-            return np.zeros(size(self.field.shape), bool)
-        out = self.ok
-        for extra in (self.rounded, self.carried):
-            if extra is not None:
-                out = out | extra
-        return out
+            return 0
+        return self.ok | (self.rounded or 0) | (self.carried or 0)
 
     @property
-    def wrong(self) -> np.ndarray:
+    def wrong(self) -> int:
         """The entries given as numbers and credited by nothing (yet)."""
-        return self.readable & ~self.credited if self.ok is not None else np.zeros(0, bool)
+        return self.readable & ~self.credited if self.ok is not None else 0
 
     @property
     def needs_following(self) -> bool:
@@ -70,8 +75,32 @@ class Reading:
         in the place of an array is no mistake to look for)."""
         if self.shape_problem:
             return isinstance(self.given, list)
-        return bool(self.wrong.any())
+        return bool(self.wrong)
 
+
+def bits(mask: int) -> list[int]:
+    """The indices of a bitmask's set bits, in order."""
+    out, i = [], 0
+    while mask:
+        if mask & 1:
+            out.append(i)
+        mask >>= 1
+        i += 1
+    return out
+
+
+def span(mask: int, start: int, stop: int) -> int:
+    """Bits start..stop-1 of a mask, shifted down to 0."""
+    return (mask >> start) & ((1 << (stop - start)) - 1)
+
+
+def readable_bits(values: list[float]) -> int:
+    mask, bit = 0, 1
+    for x in values:
+        if x == x:  # not NaN
+            mask |= bit
+        bit <<= 1
+    return mask
 
 
 def read_field(f: Field, expected: Any, given: Any, share: float) -> Reading:
@@ -84,25 +113,26 @@ def read_field(f: Field, expected: Any, given: Any, share: float) -> Reading:
     if given == expected and all(type(x) in _PLAIN for x in leaves):
         # Exactly the key, in plain JSON numbers (type() also keeps out True == 1): the
         # common case for counts, shapes and integer maps needs no parsing or tolerance.
-        r.echo, r.values = given, np.asarray(leaves, dtype=float)
-        r.ok, r.exact = np.ones(len(leaves), dtype=bool), True
+        r.echo, r.values, r.n = given, [float(x) for x in leaves], len(leaves)
+        r.readable = r.ok = r.all
+        r.exact = True
         return r
     r.echo = echo_value(given, leaves)
     want_shape = shape_of(expected)
     if conform(given, want_shape) is None:
         r.shape_problem = f"expected {describe_shape(want_shape)}, got {describe_given(given)}"
+        r.n = size(want_shape)
         return r
     r.values, r.errors = read_leaves(f, leaves)
-    want = np.asarray(flatten(expected), dtype=float)
-    r.ok = np.zeros(len(want), dtype=bool)
-    readable = r.readable
-    r.ok[readable] = entries_match(f.tolerance, r.values[readable], want[readable])
-    r.exact = bool(r.ok.all()) and bool(np.array_equal(r.values, want))
+    r.n = len(r.values)
+    r.readable = readable_bits(r.values) if r.errors else r.all
+    want = [float(x) for x in flatten(expected)]
+    r.ok = matches(f.tolerance, r.values, want) & r.readable
+    r.exact = r.ok == r.all and r.values == want
     for other in f.alternatives:  # another accepted answer: the whole value must be it
-        alt = np.asarray(flatten(other), dtype=float)
-        if not r.ok.all() and readable.all() and \
-                entries_match(f.tolerance, r.values, alt).all():
-            r.ok[:] = True
+        if r.ok != r.all and r.readable == r.all and \
+                matches(f.tolerance, r.values, [float(x) for x in flatten(other)]) == r.all:
+            r.ok = r.all
     return r
 
 
@@ -111,20 +141,20 @@ def read_formula(r: Reading) -> Reading:
     key's by meaning. Its one entry is right or wrong; text that does not parse gets the
     parser's message (where, and what was expected)."""
     r.echo = _echo_leaf(r.given)
-    r.ok = np.zeros(1, dtype=bool)
+    r.ok, r.n = 0, 1
     try:
         r.formula = expressions.parse(r.given, r.field.symbols)
     except expressions.FormulaError as err:
         r.errors = {0: str(err)}
         return r
-    r.ok[0] = expressions.equivalent(r.formula, expressions.parse(r.key_value, r.field.symbols))
-    r.exact = bool(r.ok[0])
+    r.ok = int(expressions.equivalent(r.formula, expressions.parse(r.key_value, r.field.symbols)))
+    r.exact = bool(r.ok)
     return r
 
 
 def formula_mistake(r: Reading, mistakes: tuple[Mistake, ...]) -> Mistake | None:
     """The stored mistake whose formula the student's wrong one means, if any."""
-    if r.formula is None or r.ok is None or r.ok.all():
+    if r.formula is None or r.ok is None or r.ok == r.all:
         return None
     for m in mistakes:
         theirs = m.answers.get(r.field.name)
@@ -152,15 +182,19 @@ def conform(given: Any, want_shape: list) -> Any | None:
     return np.asarray(flatten(given), dtype=object).reshape(want_shape).tolist()
 
 
-def read_leaves(f: Field, leaves: list[Any]) -> tuple[np.ndarray, dict[int, str]]:
+def read_leaves(f: Field, leaves: list[Any]) -> tuple[list[float], dict[int, str]]:
     """Each leaf as a float (NaN where unreadable), and the messages for the unreadable ones."""
     parse = parse_integer if f.kind is Kind.INTEGER else parse_number
-    out = np.full(len(leaves), np.nan)
+    out: list[float] = []
     errors: dict[int, str] = {}
     for i, leaf in enumerate(leaves):
+        if type(leaf) is float and leaf - leaf == 0:  # a plain finite JSON number
+            out.append(leaf)
+            continue
         try:
-            out[i] = parse(leaf)
+            out.append(float(parse(leaf)))
         except NotANumber as err:
+            out.append(math.nan)
             errors[i] = str(err)
     return out, errors
 
@@ -223,16 +257,20 @@ def parts(f: Field) -> list[tuple[str, tuple[int, int], list[int]]]:
     return out
 
 
-def flat(value: Any, n: int) -> np.ndarray | None:
+def flat(value: Any, n: int) -> list[float] | None:
     """A step's value as n flat floats, or None when it cannot be (wrong size, not numbers)."""
     if value is None:
         return None
+    if type(value) in _PLAIN:
+        return [float(value)] if n == 1 else None
+    if type(value) is list and all(type(v) in _PLAIN for v in value):
+        return [float(v) for v in value] if len(value) == n else None
     try:
         if isinstance(value, (list, tuple)) and any(isinstance(v, (list, tuple, np.ndarray))
                                                     for v in value):
-            arr = np.concatenate([np.ravel(np.asarray(v, dtype=float)) for v in value])
+            out = np.concatenate([np.ravel(np.asarray(v, dtype=float)) for v in value]).tolist()
         else:
-            arr = np.ravel(np.asarray(value, dtype=float))
+            out = np.ravel(np.asarray(value, dtype=float)).tolist()
     except (TypeError, ValueError):
         return None
-    return arr if arr.size == n else None
+    return out if len(out) == n else None

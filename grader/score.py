@@ -30,7 +30,7 @@ from deepdrill.model.fields import size
 from deepdrill.model.variant import Mistake, Variant
 
 from .follow import Steps
-from .reading import Reading, formula_mistake, kind_of, read_field
+from .reading import Reading, bits, formula_mistake, kind_of, read_field
 
 MAX_LISTED = 4  # wrong entries named in one feedback line
 
@@ -130,39 +130,48 @@ def score_field(r: Reading, policy: CreditPolicy) -> FieldResult:
     if r.shape_problem:
         return FieldResult(False, 0.0, share, r.key_value, r.echo,
                            _with_mistake(r.shape_problem, mistake), name)
-    if r.rounded is None and r.ok.all():  # the common case: right against the key
+    every = r.all
+    if r.rounded is None and r.ok == every:  # the common case: right against the key
         return FieldResult(True, share, share, r.key_value, r.echo, "correct")
-    n = len(r.ok)
-    w = np.asarray(f.entry_weights, dtype=float) if f.entry_weights is not None else np.ones(n)
-    total = w.sum() or 1.0
-    right = r.ok | r.rounded if r.rounded is not None else r.ok
-    carried = r.carried & ~right if r.carried is not None else np.zeros(n, bool)
+    w = f.entry_weights
+    total = (_weight(every, w) if w is not None else r.n) or 1.0
+    right = r.ok | (r.rounded or 0)
+    carried = (r.carried or 0) & ~right
     cf = policy.carry_forward
     if policy.per_entry:
-        full = share * float(w[right].sum()) / total
-        part = share * cf * float(w[carried].sum()) / total
+        full = share * _weight(right, w) / total
+        part = share * cf * _weight(carried, w) / total
     else:
-        full = share if right.all() else 0.0
-        part = share * cf if not right.all() and (right | carried).all() else 0.0
+        full = share if right == every else 0.0
+        part = share * cf if right != every and (right | carried) == every else 0.0
     score = float(full + part)
     part = float(part)
-    if right.all():
-        note = "correct" if r.ok.all() else \
+    if right == every:
+        note = "correct" if r.ok == every else \
             "correct (right from your own values of the fields it depends on)"
         return FieldResult(True, score, share, r.key_value, r.echo, note)
     how = "carried forward" + (f", {cf:.0%} of the credit" if cf < 1 else "")
-    if carried.any() and (right | carried).all():
+    if carried and (right | carried) == every:
         feedback = f"right for your {_values_text(r.consistent_with)} ({how})"
     else:
-        feedback = _entry_feedback(f.shape, right, carried, r.errors, policy,
+        feedback = _entry_feedback(f.shape, r.n, right, carried, r.errors, policy,
                                    r.formula is not None or bool(f.symbols))
-        if carried.any():
-            feedback += f"; {int(carried.sum())} right for your " \
+        if carried:
+            feedback += f"; {carried.bit_count()} right for your " \
                         f"{_values_text(r.consistent_with)} ({how})"
     return FieldResult(False, score, share, r.key_value, r.echo,
                        _with_mistake(feedback, mistake), name, part,
-                       r.consistent_with or None if carried.any() else None,
-                       np.flatnonzero(~right & ~carried).tolist(), np.flatnonzero(carried).tolist())
+                       r.consistent_with or None if carried else None,
+                       bits(every & ~right & ~carried), bits(carried))
+
+
+def _weight(mask: int, weights: tuple[float, ...] | None) -> float:
+    """The summed weight of a mask's entries (each weighs 1 without entry weights),
+    summed by numpy as reports have always summed it (a score on a rounding boundary
+    must not move by the order of a sum)."""
+    if weights is None:
+        return float(mask.bit_count())
+    return float(np.asarray(weights, dtype=float)[bits(mask)].sum())
 
 
 def _values_text(values: dict[str, Any]) -> str:
@@ -192,14 +201,13 @@ def _index(flat: int, shape: list) -> str:
     return "[" + ", ".join(str(i) for i in np.unravel_index(flat, shape)) + "]"
 
 
-def _entry_feedback(shape: list, right: np.ndarray, carried: np.ndarray,
-                    errors: dict[int, str], policy: CreditPolicy, formula: bool = False) -> str:
-    n = len(right)
+def _entry_feedback(shape: list, n: int, right: int, carried: int, errors: dict[int, str],
+                    policy: CreditPolicy, formula: bool = False) -> str:
     parts = []
     if n > 1:
-        parts.append(f"{int(right.sum())} of {n} entries correct" +
+        parts.append(f"{right.bit_count()} of {n} entries correct" +
                      ("" if policy.per_entry else " (all needed for credit)"))
-    wrong = [i for i in np.flatnonzero(~right & ~carried) if i not in errors]
+    wrong = [i for i in bits(((1 << n) - 1) & ~right & ~carried) if i not in errors]
     if wrong:
         listed = ", ".join(_index(i, shape) for i in wrong[:MAX_LISTED])
         more = f" and {len(wrong) - MAX_LISTED} more" if len(wrong) > MAX_LISTED else ""

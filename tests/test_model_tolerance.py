@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deepdrill.model.tolerance import (BIG_COUNT, Mode, Tolerance, default_floor, entries_match,
-                                       half_unit)
+                                       half_unit, matches)
 
 
 def match(tol, given, expected):
@@ -85,3 +85,38 @@ def test_overrides_and_round_trip():
     assert Tolerance.count().overridden(sigfigs=2) == Tolerance.count()
     for tol in (t, s, Tolerance.count(), Tolerance(atol=0.003)):
         assert Tolerance.from_json(tol.to_json()) == tol
+
+
+SPECIAL = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e8, 99999999.0, 123456789.0, 1e-300, 5e-324,
+           1000.0, 0.001, 10.0, 100.0]
+TOLERANCES = [Tolerance(), Tolerance(Mode.RELABS, 0.01, 0.003), Tolerance.exact(),
+              Tolerance.count(), Tolerance(Mode.SIGFIGS, sigfigs=3),
+              Tolerance(Mode.SIGFIGS, sigfigs=2)]
+
+
+def test_the_graders_bitmask_comparison_agrees_with_entries_match():
+    """``matches`` (plain floats, as the grader compares) gives entries_match's answer on
+    every mode, for keys of every magnitude, boundaries, powers of ten and non-finite
+    values, and for answers rounded, nudged, exact or not numbers at all."""
+    rng = np.random.default_rng(0)
+    for _ in range(3000):
+        n = int(rng.integers(1, 12))
+        expected = [float(rng.choice(SPECIAL)) if rng.random() < 0.15 else
+                    float(rng.integers(-10 ** 9, 10 ** 9)) if rng.random() < 0.3 else
+                    float(rng.uniform(-1, 1) * 10.0 ** rng.integers(-6, 10)) for _ in range(n)]
+        given = []
+        for x in expected:
+            roll = rng.random()
+            if roll < 0.1 or not np.isfinite(x):
+                given.append(float(rng.choice(SPECIAL)) if roll < 0.05 else float(rng.uniform(-5, 5)))
+            elif roll < 0.3:
+                given.append(x)
+            elif roll < 0.65:
+                given.append(float(f"{x:.{rng.integers(1, 6)}g}"))
+            else:
+                given.append(x * (1 + rng.uniform(-0.03, 0.03)))
+        for tol in TOLERANCES:
+            with np.errstate(all="ignore"):
+                ref = entries_match(tol, np.array(given), np.array(expected))
+            assert matches(tol, given, expected) == sum(1 << i for i, ok in enumerate(ref) if ok), \
+                (tol, given, expected)
