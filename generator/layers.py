@@ -367,6 +367,8 @@ def count(value: Any) -> int:
     """A count from a step or a student's value (a number or a one-entry array)."""
     if type(value) is int:
         return value
+    if isinstance(value, np.integer):  # a student's count, as the grader passes it
+        return int(value)
     try:
         return int(np.asarray(value).item())
     except (TypeError, ValueError, OverflowError) as err:
@@ -487,6 +489,8 @@ def as_shape(value: Any) -> Shape:
         return tuple(value)  # the common case: a step's own value, or a parameter
     if isinstance(value, np.ndarray) and value.dtype.kind in "iu":
         value = value.tolist()  # a student's shape, as the grader passes it
+        if len(value) in (1, 3) and all(type(d) is int and d >= 1 for d in value):
+            return tuple(value)
     try:
         dims = tuple(value)
     except TypeError:

@@ -40,8 +40,10 @@ class Steps:
         self.exercise = get(variant.type)
         self._graph: Graph | None = None
         self._touched_by: dict[str, frozenset[str]] = {}
-        self.where = {step: (r, span, shape) for r in readings.values()
-                      for step, span, shape in parts(r.field)}
+        self._behind_field: dict[str, set[str]] = {}
+        self.parts = {name: parts(r.field) for name, r in readings.items()}
+        self.where = {step: (r, span, shape) for name, r in readings.items()
+                      for step, span, shape in self.parts[name]}
         self.given = self._given_steps()
         # a wrong field whose earlier fields (its own earlier items included) were given
         # other than the key's: what it should be from them is worth recomputing
@@ -74,7 +76,7 @@ class Steps:
             if r.values is None:
                 continue
             dtype = np.int64 if r.field.kind is Kind.INTEGER else float
-            for step, (start, stop), shape in parts(r.field):
+            for step, (start, stop), shape in self.parts[r.field.name]:
                 part = r.values[start:stop]
                 # not NaN, and no larger than a float holds exactly
                 if not all(-MAX_EXACT <= x <= MAX_EXACT for x in part):
@@ -98,7 +100,7 @@ class Steps:
             return
         for r in self.to_recompute:
             r.rounded, r.carried = 0, 0
-            for step, (start, stop), _ in parts(r.field):
+            for step, (start, stop), _ in self.parts[r.field.name]:
                 self._credit_step(r, step, start, stop, recomputed)
 
     def _credit_step(self, r: Reading, step: str, start: int, stop: int,
@@ -156,31 +158,41 @@ class Steps:
         open_ = [r for r in open_ if r.mistake is None]
         if not open_:
             return
-        stored = {m.name: m for m in self.variant.mistakes}
-        slips = [s for s in self.exercise.slips(self.variant.params) if s.name in stored]
-        # per field still open, the slips that can reach it at all (cheap set operations)
-        relevant = {}
-        for r in open_:
-            reach = self._behind(r.field)
-            relevant[r.field.name] = [s for s in slips if self._touched(s) & reach]
+        # The stored mistakes are the type's slips that change something here, in the
+        # slips' order: a slip (or pair) is judged by the entries its stored answers
+        # change before the type's slips are even asked for, and re-run only if it could
+        # be what the student did (this keeps grading fast for answers nothing explains).
         changes: dict[str, dict[str, Any]] = {}
 
-        def masks(group: tuple[Slip, ...]) -> list[dict[str, Any]]:
-            for s in group:
-                if s.name not in changes:
-                    changes[s.name] = self._changes(stored[s.name])
-            return [changes[s.name] for s in group]
+        def masks(group: tuple[Mistake, ...]) -> list[dict[str, Any]]:
+            for m in group:
+                if m.name not in changes:
+                    changes[m.name] = self._changes(m)
+            return [changes[m.name] for m in group]
 
         for size_, test in ((1, _could_explain), (2, _each_could_explain)):
-            plausible: list[tuple[Slip, ...]] = []
+            plausible: list[tuple[str, ...]] = []
             for r in open_:
-                for g in itertools.combinations(relevant[r.field.name], size_):
-                    if g not in plausible and test(r, masks(g)):
-                        plausible.append(g)
+                for g in itertools.combinations(self.variant.mistakes, size_):
+                    names = tuple(m.name for m in g)
+                    if names not in plausible and test(r, masks(g)) and self._reach(names, r):
+                        plausible.append(names)
             self._assign(open_, self._made(plausible, [r.field for r in open_]))
             open_ = [r for r in open_ if r.mistake is None]
             if not open_:
                 return
+
+    @functools.cached_property
+    def slips(self) -> dict[str, Slip]:
+        return {s.name: s for s in self.exercise.slips(self.variant.params)}
+
+    def _reach(self, names: tuple[str, ...], r: Reading) -> bool:
+        """Whether each slip named can change the field's recomputation from the student's
+        values at all (cheap set operations)."""
+        if r.field.name not in self._behind_field:
+            self._behind_field[r.field.name] = self._behind(r.field)
+        reach = self._behind_field[r.field.name]
+        return all(n in self.slips and self._touched(self.slips[n]) & reach for n in names)
 
     def _behind(self, f: Field) -> set[str]:
         """The steps and parameters a field's recomputation from the student's values reads."""
@@ -223,11 +235,13 @@ class Steps:
                 masks[name] = ~matches(r.field.tolerance, theirs, want) & ((1 << n) - 1)
         return masks
 
-    def _made(self, groups: Any, fields: list[Field]) -> list[tuple[Mistake, dict]]:
+    def _made(self, groups: list[tuple[str, ...]],
+              fields: list[Field]) -> list[tuple[Mistake, dict]]:
         """What the student's fields would be had they made each group of slips (on their
         own values of the other steps)."""
         out = []
-        for group in groups:
+        for names in groups:
+            group = tuple(self.slips[n] for n in names)
             values = self._rerun(tuple(group))
             if values is None:
                 continue
