@@ -41,7 +41,7 @@ import orjson
 from deepdrill import __version__
 from deepdrill.errors import DeepdrillError
 from deepdrill.files import LOCK, die_with_parent, locked, remove_temps, temp_beside
-from deepdrill.model.key import read_key_lines
+from deepdrill.model.key import key_lines
 from deepdrill.model.variant import Variant
 
 from .score import CreditPolicy, QuestionResult, grade_question
@@ -75,14 +75,14 @@ class KeyStudent:
     id: str
     name: str
     folder: str
-    raw: bytes | dict[str, Any] = field(repr=False)  # this student's line of the key, unread
+    raw: memoryview | bytes | dict[str, Any] = field(repr=False)  # their key line, unread
     _variants: dict[str, Variant] | None = field(default=None, repr=False)
 
     @property
     def variants(self) -> dict[str, Variant]:
         """Read on first use: a grading worker reads only its own students' variants."""
         if self._variants is None:
-            data = orjson.loads(self.raw) if isinstance(self.raw, bytes) else self.raw
+            data = self.raw if isinstance(self.raw, dict) else orjson.loads(self.raw)
             if data.get("id") != self.id:
                 raise DeepdrillError(f"the key's line for {self.id} holds {data.get('id')!r}")
             self._variants = {k: Variant.from_json(v) for k, v in data["variants"].items()}
@@ -175,11 +175,12 @@ def load_key(path: Path) -> Key:
     return Key(a["title"], questions, students, a)
 
 
-def split_key(raw: bytes) -> tuple[dict[str, Any], list[bytes | dict[str, Any]]]:
+def split_key(raw: bytes) -> tuple[dict[str, Any], list[memoryview | dict[str, Any]]]:
     """The header and the students' lines of a key as `deepdrill build` lays it out (one
-    student per line); a key saved whole by another tool is parsed whole."""
+    student per line, each a view into ``raw``); a key saved whole by another tool is
+    parsed whole."""
     try:
-        return read_key_lines(raw)  # type: ignore[return-value]
+        return key_lines(raw)  # type: ignore[return-value]
     except ValueError:
         pass  # not laid out by the build
     data = orjson.loads(raw)
@@ -220,15 +221,15 @@ def collect_files(inputs: Iterable[Path]) -> tuple[list[Path], list[tuple[Path, 
     a folder, a folder that cannot be listed) is returned with the reason it is not
     graded, so the report can list it rather than drop it silently.
     """
-    seen: dict[Path, Path] = {}
-    skipped: dict[Path, tuple[Path, str]] = {}
+    seen: dict[str, Path] = {}
+    skipped: dict[str, tuple[Path, str]] = {}
     for p in inputs:
         if p.is_dir():
-            for q, reason in sorted(_walk(p), key=lambda found: found[0]):
+            for q, reason, real in sorted(_walk(p), key=lambda found: found[0].parts):
                 if reason:
-                    skipped.setdefault(_identity(q), (q, reason))
+                    skipped.setdefault(real or _identity(q), (q, reason))
                 else:
-                    seen.setdefault(_identity(q), q)
+                    seen.setdefault(real or _identity(q), q)
         elif p.exists():
             seen.setdefault(_identity(p), p)
         else:
@@ -236,35 +237,42 @@ def collect_files(inputs: Iterable[Path]) -> tuple[list[Path], list[tuple[Path, 
     return list(seen.values()), [s for k, s in skipped.items() if k not in seen]
 
 
-def _identity(path: Path) -> Path:
+def _identity(path: Path) -> str:
     """The real path, to count a file reached twice once (a link that loops has none)."""
     try:
-        return path.resolve()
+        return str(path.resolve())
     except (OSError, RuntimeError):  # Python 3.11 raises RuntimeError on a symlink loop
-        return Path(os.path.abspath(path))
+        return os.path.abspath(path)
 
 
-def _walk(root: Path) -> list[tuple[Path, str | None]]:
-    """Every entry below ``root``: ``(path, None)`` for a submission, ``(path, reason)``
-    for the rest, including each folder that cannot be listed. Links to folders are
-    listed, not followed: they can loop, or lead out of the submissions."""
-    found: list[tuple[Path, str | None]] = []
-    folders = [root]
+def _walk(root: Path) -> list[tuple[Path, str | None, str | None]]:
+    """Every entry below ``root``: ``(path, None, real)`` for a submission, ``(path,
+    reason, real)`` for the rest, including each folder that cannot be listed. Links to
+    folders are listed, not followed: they can loop, or lead out of the submissions.
+    ``real`` is the entry's real path where it comes free (an entry that is no link, in
+    a folder whose real path is known: a class's folder is resolved once, not per file),
+    else None."""
+    found: list[tuple[Path, str | None, str | None]] = []
+    folders = [(root, _identity(root))]
     while folders:
-        folder = folders.pop()
+        folder, real_folder = folders.pop()
         try:
             with os.scandir(folder) as listing:
                 entries = list(listing)
         except OSError as err:
-            found.append((folder, _unlisted(err)))
+            found.append((folder, _unlisted(err), None))
             continue
         for entry in entries:
             path = Path(folder, entry.name)
             kind, reason = _entry_kind(entry, path)
+            try:
+                real = None if entry.is_symlink() else os.path.join(real_folder, entry.name)
+            except OSError:
+                real = None
             if kind == "folder":
-                folders.append(path)
+                folders.append((path, real or _identity(path)))
             else:
-                found.append((path, reason or _not_a_submission(path.relative_to(root))))
+                found.append((path, reason or _not_a_submission(path.relative_to(root)), real))
     return found
 
 
@@ -458,7 +466,8 @@ class Report:
             statuses[e.status] = statuses.get(e.status, 0) + 1
         return statuses
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The report; ``rows`` are :meth:`student_rows` when the caller has them."""
         statuses = self.status_counts()
         counted = self.counted()
         return {
@@ -469,7 +478,7 @@ class Report:
             "summary": {"files": len(self.entries), "by_status": statuses,
                         "students": len(self.key.students), "students_graded": len(counted),
                         "max_score": self.key.max_score},
-            "students": self.student_rows(),
+            "students": self.student_rows() if rows is None else rows,
             "submissions": [e.to_json() for e in self.entries],
         }
 
@@ -598,8 +607,9 @@ def write_reports(report: Report, out: Path) -> tuple[Path, Path]:
     a read-only folder raises a :class:`DeepdrillError` saying so, with the previous
     files untouched and no temporary file left behind.
     """
-    contents = {"report.json": orjson.dumps(report.to_json()) + b"\n",
-                "grades.csv": grades_csv(report).encode("utf-8")}
+    rows = report.student_rows()  # once for both files: a row per student of the class
+    contents = {"report.json": orjson.dumps(report.to_json(rows)) + b"\n",
+                "grades.csv": grades_csv(report, rows).encode("utf-8")}
     temps: list[Path] = []
     replaced: list[str] = []
     with out_locked(out):
@@ -617,14 +627,14 @@ def write_reports(report: Report, out: Path) -> tuple[Path, Path]:
     return out / "grades.csv", out / "report.json"
 
 
-def grades_csv(report: Report) -> str:
+def grades_csv(report: Report, rows: list[dict[str, Any]] | None = None) -> str:
     """grades.csv's text: a row per student, every text cell spreadsheet-safe."""
     labels = [q.label for q in report.key.questions]
     text = io.StringIO(newline="")
     w = csv.writer(text)
     w.writerow(["id", "name", *labels, "total", "carried_forward", "max_score", "status",
                 "file", "notes"])
-    for r in report.student_rows():
+    for r in report.student_rows() if rows is None else rows:
         w.writerow([spreadsheet_safe(r["id"]), spreadsheet_safe(r["name"]),
                     *(r["questions"][k] for k in labels), r["total"], r["carried_forward"],
                     report.key.max_score, r["status"], spreadsheet_safe(r["file"]),

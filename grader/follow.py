@@ -231,7 +231,7 @@ class Steps:
             if theirs is None:
                 masks[name] = SHAPE
             else:
-                want = [float(x) for x in flatten(r.key_value)]
+                want = r.want if r.want is not None else [float(x) for x in flatten(r.key_value)]
                 masks[name] = ~matches(r.field.tolerance, theirs, want) & ((1 << n) - 1)
         return masks
 

@@ -44,7 +44,7 @@ def codes_in(key_path: Path) -> dict[str, Found]:
         check_versions(head, key_path)
         found: dict[str, Found] = {}
         for entry, line in zip(head["roster"], lines):
-            data = orjson.loads(line) if isinstance(line, bytes) else line
+            data = line if isinstance(line, dict) else orjson.loads(line)
             who = (entry["id"], entry["name"], entry.get("folder", entry["id"]))
             sheet = variant_code("sheet", entry["seed"])
             found[sheet.replace("-", "")] = Found(sheet, *who)

@@ -51,6 +51,7 @@ class Reading:
     exact: bool = False  # every entry exactly the key's: nothing to recompute from it
     formula: Any = None  # of an expression field: the parsed formula
     n: int = 0  # entries (of the key's shape)
+    want: list[float] | None = None  # the key's entries as floats (of a numeric field)
     readable: int = 0  # the entries given as numbers
 
     @property
@@ -114,6 +115,7 @@ def read_field(f: Field, expected: Any, given: Any, share: float) -> Reading:
         # Exactly the key, in plain JSON numbers (type() also keeps out True == 1): the
         # common case for counts, shapes and integer maps needs no parsing or tolerance.
         r.echo, r.values, r.n = given, [float(x) for x in leaves], len(leaves)
+        r.want = r.values
         r.readable = r.ok = r.all
         r.exact = True
         return r
@@ -126,7 +128,7 @@ def read_field(f: Field, expected: Any, given: Any, share: float) -> Reading:
     r.values, r.errors = read_leaves(f, leaves)
     r.n = len(r.values)
     r.readable = readable_bits(r.values) if r.errors else r.all
-    want = [float(x) for x in flatten(expected)]
+    r.want = want = [float(x) for x in flatten(expected)]
     r.ok = matches(f.tolerance, r.values, want) & r.readable
     r.exact = r.ok == r.all and r.values == want
     for other in f.alternatives:  # another accepted answer: the whole value must be it
@@ -263,8 +265,17 @@ def flat(value: Any, n: int) -> list[float] | None:
         return None
     if type(value) in _PLAIN:
         return [float(value)] if n == 1 else None
-    if type(value) is list and all(type(v) in _PLAIN for v in value):
-        return [float(v) for v in value] if len(value) == n else None
+    if type(value) is list:  # JSON: numbers, or lists of numbers (a matrix, ragged rows)
+        out = []
+        for v in value:
+            if type(v) in _PLAIN:
+                out.append(float(v))
+            elif type(v) is list and all(type(x) in _PLAIN for x in v):
+                out.extend(float(x) for x in v)
+            else:
+                break
+        else:
+            return out if len(out) == n else None
     try:
         if isinstance(value, (list, tuple)) and any(isinstance(v, (list, tuple, np.ndarray))
                                                     for v in value):

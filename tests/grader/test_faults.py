@@ -199,11 +199,11 @@ def kill_all(marker):
 
 @pytest.fixture
 def many_submissions(tmp_path, key):
-    """1,200 files of the example class, each with every question's first recognised mistake
+    """3,000 files of the example class, each with every question's first recognised mistake
     (the grader's slowest path), so grading lasts long enough to be killed."""
     folder = tmp_path / "many"
     folder.mkdir()
-    for i in range(1200):
+    for i in range(3000):
         sid = list(key.students)[i % len(key.students)]
         answers = {}
         for label, v in key.students[sid].variants.items():
