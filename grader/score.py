@@ -177,6 +177,8 @@ def _weight(mask: int, weights: tuple[float, ...] | None) -> float:
 def _values_text(values: dict[str, Any]) -> str:
     """'variance 2.4', 'normalized [-0.4564, 0.2282, ...]': the values named in feedback."""
     def short(v: Any) -> str:
+        if type(v) in (int, float):
+            return f"{float(v):.4g}"
         flat = [f"{x:.4g}" for x in np.ravel(np.asarray(v, dtype=float))]
         if np.ndim(v) == 0:
             return flat[0]
@@ -195,10 +197,21 @@ def _index(flat: int, shape: list) -> str:
         for item, s in enumerate(shape):
             n = size(s)
             if flat < n:
-                return f"[{item}]" + "".join(f"[{i}]" for i in np.unravel_index(flat, s)) \
+                return f"[{item}]" + "".join(f"[{i}]" for i in _unravel(flat, s)) \
                     if s else f"[{item}]"
             flat -= n
-    return "[" + ", ".join(str(i) for i in np.unravel_index(flat, shape)) + "]"
+    return "[" + ", ".join(str(i) for i in _unravel(flat, shape)) + "]"
+
+
+def _unravel(flat: int, shape: list) -> list[int]:
+    """numpy's unravel_index of one row-major index, in plain Python."""
+    if any(isinstance(d, list) for d in shape):
+        return [int(i) for i in np.unravel_index(flat, shape)]  # (fails as numpy fails)
+    out = []
+    for d in reversed(shape):
+        flat, i = divmod(flat, d)
+        out.append(i)
+    return out[::-1]
 
 
 def _entry_feedback(shape: list, n: int, right: int, carried: int, errors: dict[int, str],

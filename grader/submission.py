@@ -7,7 +7,6 @@ Nothing here raises on a student's file: every problem becomes a message on the
 from __future__ import annotations
 
 import json
-import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,9 +18,7 @@ from .numbers import NonFinite
 
 MAX_BYTES = 1_000_000  # default size limit of one submission file
 MAX_DEPTH = 16  # nesting of lists and objects; answers need at most 6
-# 19 digits in a row may be an integer beyond 64 bits, which orjson turns into a float
-# without a word: such files are read by the standard library, which keeps it whole
-_LONG_DIGITS = re.compile(r"\d{19}")
+_INT64 = -2.0 ** 63  # orjson reads integers from here up to 2^64 as integers
 
 
 @dataclass
@@ -55,8 +52,8 @@ def read_submission(path: Path, max_bytes: int = MAX_BYTES) -> Submission:
     except OSError as err:
         sub.error = f"cannot read file: {err.strerror}"
         return sub
-    data = _parse_json(raw, sub)
-    if data is not None and depth(data) > MAX_DEPTH:
+    data, deep = _parse_json(raw, sub)
+    if data is not None and deep > MAX_DEPTH:
         sub.error = f"lists or objects nested more than {MAX_DEPTH} deep"
     elif data is not None:
         _read_structure(data, sub)
@@ -65,9 +62,15 @@ def read_submission(path: Path, max_bytes: int = MAX_BYTES) -> Submission:
 
 def depth(data: Any) -> int:
     """How deeply lists and objects nest (iterative: no recursion on hostile input)."""
+    return _measure(data)[0]
+
+
+def _measure(data: Any) -> tuple[int, bool]:
+    """How deeply lists and objects nest, and whether a float lies beyond 64-bit integers
+    (one walk)."""
     if not isinstance(data, (list, dict)):
-        return 0
-    deepest, stack = 0, [(data, 1)]
+        return 0, type(data) is float and not _INT64 <= data < -2 * _INT64
+    deepest, beyond, stack = 0, False, [(data, 1)]
     while stack:
         value, level = stack.pop()
         if level > deepest:
@@ -75,31 +78,39 @@ def depth(data: Any) -> int:
         for child in value.values() if isinstance(value, dict) else value:
             if isinstance(child, (list, dict)):
                 stack.append((child, level + 1))
-    return deepest
+            elif type(child) is float and not _INT64 <= child < -2 * _INT64:
+                beyond = True
+    return deepest, beyond
 
 
-def _parse_json(raw: bytes, sub: Submission) -> Any:
+def _parse_json(raw: bytes, sub: Submission) -> tuple[Any, int]:
+    """The file's JSON and its depth (None and 0, with ``sub.error`` set, if it has none)."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         sub.error = "file is not UTF-8 text"
-        return None
+        return None, 0
     if not text.strip():
         sub.error = "file is empty"
-        return None
-    if not _LONG_DIGITS.search(text):
-        try:  # orjson reads most files several times faster; what it refuses (NaN, a lone
-            # surrogate, a mistake) the standard library reads or explains below
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            pass
+        return None, 0
+    try:  # orjson reads a file several times faster than the standard library, which reads
+        # what orjson refuses (NaN, a lone surrogate) or explains a mistake, below
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        pass
+    else:
+        deep, beyond = _measure(data)
+        if not beyond:  # orjson turns an integer beyond 64 bits into a float without a word
+            return data, deep
     try:
-        return json.loads(text, parse_constant=NonFinite)
+        data = json.loads(text, parse_constant=NonFinite)
     except json.JSONDecodeError as err:
         sub.error = f"not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}"
     except RecursionError:
         sub.error = "not valid JSON: nested too deeply"
-    return None
+    else:
+        return data, depth(data)
+    return None, 0
 
 
 def _read_structure(data: Any, sub: Submission) -> None:
