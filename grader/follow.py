@@ -25,10 +25,10 @@ import numpy as np
 from deepdrill.generator.exercise import get, jsonable  # the grader may call a type's steps
 from deepdrill.generator.steps import Graph, Slip, behind, frontier, index
 from deepdrill.model.fields import Field, Kind, flatten, shape_of, size
-from deepdrill.model.tolerance import MAX_EXACT, matches
+from deepdrill.model.tolerance import MAX_EXACT, all_match, matches
 from deepdrill.model.variant import Mistake, Variant
 
-from .reading import Reading, flat, parts, read_leaves, span
+from .reading import Reading, bits, flat, parts, read_leaves, span
 
 
 
@@ -85,23 +85,31 @@ class Steps:
                 given[step] = value.reshape(shape) if shape else value[0]
         return given
 
-    def _rerun(self, slips: tuple = ()) -> dict[str, Any] | None:
-        """Every step recomputed from the student's given values (None if they cannot feed
-        the steps: a student's number may make a step meaningless, never an error)."""
+    def _rerun(self, slips: tuple = (), graph: Graph | None = None) -> dict[str, Any] | None:
+        """Every step (of ``graph``, a part of the graph in its order) recomputed from the
+        student's given values (None if they cannot feed the steps: a student's number may
+        make a step meaningless, never an error)."""
         try:
             return self.exercise.values(self.variant.params, slips, given=self.given,
-                                        graph=self.graph)
+                                        graph=self.graph if graph is None else graph)
         except Exception:  # noqa: BLE001  (student values that cannot feed a step: no credit)
             return None
 
     def _own_values(self) -> None:
-        recomputed = self._rerun()
+        # only the steps of entries not already right against the key, and what they read
+        wanted = [(r, step, start, stop) for r in self.to_recompute
+                  for step, (start, stop), _ in self.parts[r.field.name]
+                  if span(r.ok, start, stop) != (1 << (stop - start)) - 1]
+        needed: set[str] = set()
+        for _, step, _, _ in wanted:
+            needed |= behind(self.by_name, step, self.given)[0]
+        recomputed = self._rerun(graph=tuple(s for s in self.graph if s.name in needed))
         if recomputed is None:
             return
         for r in self.to_recompute:
             r.rounded, r.carried = 0, 0
-            for step, (start, stop), _ in self.parts[r.field.name]:
-                self._credit_step(r, step, start, stop, recomputed)
+        for r, step, start, stop in wanted:
+            self._credit_step(r, step, start, stop, recomputed)
 
     def _credit_step(self, r: Reading, step: str, start: int, stop: int,
                      recomputed: dict) -> None:
@@ -316,13 +324,16 @@ def _explains(r: Reading, value: Any) -> bool:
         if errors:
             return False
         theirs = flat(value, len(values))
-        return theirs is not None and \
-            matches(r.field.tolerance, values, theirs) == (1 << len(values)) - 1
+        return theirs is not None and all_match(r.field.tolerance, values, theirs)
     if not r.wrong:
         return False  # nothing wrong to explain
-    given = r.readable  # and every entry given must be the mistake's, right ones included
     theirs = flat(value, r.n)
     if theirs is None:
         return False
-    # (an entry given must be finite in the mistake too: no tolerance passes inf or NaN)
-    return matches(r.field.tolerance, r.values, theirs) & given == given
+    # every entry given must be the mistake's, right ones included (and so finite in the
+    # mistake too: no tolerance passes inf or NaN)
+    values = r.values
+    if r.readable != r.all:
+        given = bits(r.readable)
+        values, theirs = [values[i] for i in given], [theirs[i] for i in given]
+    return all_match(r.field.tolerance, values, theirs)

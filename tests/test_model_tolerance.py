@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deepdrill.model.tolerance import (BIG_COUNT, Mode, Tolerance, default_floor, entries_match,
-                                       half_unit, matches)
+                                       all_match, half_unit, matches)
 
 
 def match(tol, given, expected):
@@ -120,3 +120,15 @@ def test_the_graders_bitmask_comparison_agrees_with_entries_match():
                 ref = entries_match(tol, np.array(given), np.array(expected))
             assert matches(tol, given, expected) == sum(1 << i for i, ok in enumerate(ref) if ok), \
                 (tol, given, expected)
+
+
+def test_all_match_is_matches_all_ones():
+    rng = np.random.default_rng(1)
+    for _ in range(2000):
+        n = int(rng.integers(0, 6))
+        expected = [float(rng.choice(SPECIAL)) if rng.random() < 0.2 else
+                    float(rng.uniform(-1, 1) * 10.0 ** rng.integers(-3, 10)) for _ in range(n)]
+        given = [x if rng.random() < 0.7 else float(f"{x:.2g}") if np.isfinite(x) else 1.0
+                 for x in expected]
+        for tol in TOLERANCES:
+            assert all_match(tol, given, expected) == (matches(tol, given, expected) == 2 ** n - 1)
