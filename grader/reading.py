@@ -15,7 +15,7 @@ import numpy as np
 from deepdrill.model.fields import (Field, Kind, describe_shape, flatten, is_ragged, shape_of,
                                     size)
 from deepdrill.model import expressions
-from deepdrill.model.tolerance import matches
+from deepdrill.model.tolerance import MAX_EXACT, matches
 from deepdrill.model.variant import Mistake
 
 from .numbers import NonFinite, NotANumber, parse_integer, parse_number
@@ -186,12 +186,16 @@ def conform(given: Any, want_shape: list) -> Any | None:
 
 def read_leaves(f: Field, leaves: list[Any]) -> tuple[list[float], dict[int, str]]:
     """Each leaf as a float (NaN where unreadable), and the messages for the unreadable ones."""
-    parse = parse_integer if f.kind is Kind.INTEGER else parse_number
+    whole = f.kind is Kind.INTEGER
+    parse = parse_integer if whole else parse_number
     out: list[float] = []
     errors: dict[int, str] = {}
     for i, leaf in enumerate(leaves):
-        if type(leaf) is float and leaf - leaf == 0:  # a plain finite JSON number
-            out.append(leaf)
+        kind = type(leaf)  # a plain JSON number is what parsing it gives (not a float in
+        # a whole-number field, which must be whole)
+        if kind is int and -MAX_EXACT <= leaf <= MAX_EXACT or \
+                kind is float and not whole and leaf - leaf == 0:
+            out.append(float(leaf))
             continue
         try:
             out.append(float(parse(leaf)))
@@ -228,9 +232,14 @@ def echo_value(value: Any, leaves: list[Any] | None = None) -> Any:
     leaves = flatten(value) if leaves is None else leaves
     if len(leaves) > MAX_ECHO:
         return f"<{describe_given(value)}, not shown>"
-    if all(_echo_leaf(v) is v for v in leaves):
+    if all(_kept(v) for v in leaves):
         return value  # the common case: plain numbers and short strings, kept as given
     return [echo_value(v) for v in value]
+
+
+def _kept(leaf: Any) -> bool:
+    """Whether :func:`_echo_leaf` keeps a leaf as it is (a float always)."""
+    return type(leaf) is float or _echo_leaf(leaf) is leaf
 
 
 def _echo_leaf(value: Any) -> Any:

@@ -166,12 +166,35 @@ def score_field(r: Reading, policy: CreditPolicy) -> FieldResult:
 
 
 def _weight(mask: int, weights: tuple[float, ...] | None) -> float:
-    """The summed weight of a mask's entries (each weighs 1 without entry weights),
-    summed by numpy as reports have always summed it (a score on a rounding boundary
-    must not move by the order of a sum)."""
+    """The summed weight of a mask's entries (each weighs 1 without entry weights)."""
     if weights is None:
         return float(mask.bit_count())
-    return float(np.asarray(weights, dtype=float)[bits(mask)].sum())
+    return pairwise_sum([weights[i] for i in bits(mask)])
+
+
+def pairwise_sum(values: list[float]) -> float:
+    """A sum in numpy's order (its pairwise summation of float64), so a score on a rounding
+    boundary comes out as reports have always given it, without numpy's per-call cost."""
+    n = len(values)
+    if n < 8:
+        total = 0.0
+        for x in values:
+            total += x
+        return total
+    if n > 128:
+        half = n // 2
+        half -= half % 8
+        return pairwise_sum(values[:half]) + pairwise_sum(values[half:])
+    lanes = [float(x) for x in values[:8]]
+    end = n - n % 8
+    for i in range(8, end, 8):
+        for j in range(8):
+            lanes[j] += values[i + j]
+    total = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + \
+        ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
+    for x in values[end:]:
+        total += x
+    return total
 
 
 def _values_text(values: dict[str, Any]) -> str:

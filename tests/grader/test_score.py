@@ -3,6 +3,7 @@ typical mistakes are named, and garbage never raises."""
 
 import math
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -124,6 +125,15 @@ def test_garbage_never_raises_and_scores_within_bounds(value):
             assert isinstance(f.feedback, str) and f.feedback
 
 
+def test_a_whole_number_field_says_so_of_a_fraction():
+    """A count given as 16.5 is no count: the message says so (a fast path for plain JSON
+    numbers must not skip the check); 16.0 is 16."""
+    v = make_variant("cnn_layer_table", 0, {"input_shape": [1, 4, 4], "layers": ["FC-1"]})
+    f = grade_question(v, {"layer_params": [16.5]}, 1).fields["layer_params"]
+    assert not f.correct and "16.5 is not a whole number" in f.feedback
+    assert grade_question(v, {"layer_params": [17.0]}, 1).fields["layer_params"].correct
+
+
 def test_booleans_never_pass_as_numbers():
     v = make_variant("cnn_layer_table", 0, {"input_shape": [1, 4, 4], "layers": ["FC-1"]})
     assert v.answers["layer_params"] == [17]
@@ -172,3 +182,14 @@ def test_every_valid_value_of_a_blank_is_accepted():
     assert grade_question(alt, {"output": [[2, 8], [1, 0]]}, 1).score == 1
     assert grade_question(alt, {"output": [[1, 8], [1, 0]]}, 1).score == 1
     assert grade_question(alt, {"output": [[2, 8], [1, 1]]}, 1).score < 1
+
+
+def test_entry_weights_are_summed_in_numpys_order():
+    """A score on a rounding boundary (1.59375) must round as it always has: the weights'
+    sum is numpy's pairwise sum, to the last bit."""
+    from deepdrill.grader.score import pairwise_sum
+    rng = np.random.default_rng(0)
+    for n in list(range(0, 40)) + [127, 128, 129, 200, 300]:
+        for _ in range(20):
+            values = rng.choice([0.1, 1.0, 0.25, 1 / 3, 0.0, -0.0, rng.random()], size=n)
+            assert pairwise_sum(values.tolist()) == float(values.sum())
