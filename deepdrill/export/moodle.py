@@ -16,6 +16,7 @@ and ``question/type/multianswer/questiontype.php``).
 from __future__ import annotations
 
 import base64
+import functools
 import html
 from pathlib import Path
 
@@ -23,10 +24,12 @@ import click
 from lxml import etree
 
 from deepdrill.files import write_out
+from deepdrill.heap import no_gc_pauses
 
 from .commands import export
-from .questions import (Entry, ExportQuestion, ExportSet, Figures, decimal_text, field_heading,
-                        integer_weights, layout, load_export, variant_label)
+from .questions import (Entry, ExportQuestion, ExportSet, Figures, Statements,
+                        decimal_text, field_heading, integer_weights, layout, load_export,
+                        variant_label)
 
 PENALTY = "0.3333333"  # Moodle's default penalty per wrong try (adaptive mode)
 CORRECT = "Correct."
@@ -44,9 +47,11 @@ def category_path(*parts: str) -> str:
     return "$course$/top/" + "/".join(p.replace("/", "//") for p in parts)
 
 
+@no_gc_pauses()
 def bank_xml(export_set: ExportSet) -> bytes:
     """The whole question bank as UTF-8 XML bytes."""
     figures = Figures()
+    statements = Statements(moodle_math)
     quiz = etree.Element("quiz")
     needs_files: list[tuple[etree._Element, list[str]]] = []
     for label, points, variants in export_set.questions:
@@ -66,7 +71,7 @@ def bank_xml(export_set: ExportSet) -> bytes:
                 return f'<img src="@@PLUGINFILE@@/{file}" alt="figure">'
 
             element = _question(quiz, q, name, f"{label}-{variant_label(i, len(variants))}",
-                                figure)
+                                statements.html(q, figure))
             if files:
                 needs_files.append((element.find("questiontext"), files))
     images = figures.compile()
@@ -84,8 +89,7 @@ def _category(quiz: etree._Element, path: str, info: str) -> None:
 
 
 def _question(quiz: etree._Element, q: ExportQuestion, name: str, idnumber: str,
-              figure) -> etree._Element:
-    statement = q.statement(moodle_math, figure)
+              statement: str) -> etree._Element:
     kind = "numerical" if q.single else "cloze"
     el = etree.SubElement(quiz, "question", type=kind)
     _text(etree.SubElement(el, "name"), name)
@@ -129,7 +133,8 @@ def _answer(el: etree._Element, fraction: str, value: float, margin: float,
 def _cloze_body(q: ExportQuestion) -> str:
     """Each field's heading and its blanks; each blank's weight is its share of the
     points in whole numbers (the question's mark is their sum; the quiz slot scales it)."""
-    weights = dict(zip((id(e) for e in q.entries), integer_weights([e.share for e in q.entries])))
+    entries = q.entries
+    weights = dict(zip(map(id, entries), integer_weights([e.share for e in entries])))
     return "".join(f"<p>{field_heading(fb)}</p>" +
                    layout(fb, lambda e: cloze_numerical(e, weights[id(e)]))
                    for fb in q.fields)
@@ -149,6 +154,7 @@ def cloze_numerical(e: Entry, weight: int) -> str:
     return f"{{{weight}:NUMERICAL:{'~'.join(alternatives)}}}"
 
 
+@functools.lru_cache(maxsize=4096)  # a type's few feedback texts, met at every entry
 def _cloze_text(text: str) -> str:
     """Feedback inside a cloze field: HTML-escaped, and the characters that end an
     alternative or a field (``~ } #``, and ``{``) written as character references."""
@@ -186,5 +192,7 @@ def moodle_command(key_path: Path, out: Path, variants: int | None) -> None:
     quiz, with the question's points as the slot's marks.
     """
     export_set = write_bank(key_path, out, variants)
+    for note in export_set.notes:
+        click.echo(f"note: {note}", err=True)
     n = sum(len(v) for _, _, v in export_set.questions)
     click.echo(f"wrote {out}: {len(export_set.questions)} categories, {n} questions")

@@ -23,18 +23,21 @@ import functools
 import html
 import io
 import math
+import re
 import urllib.parse
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import click
 from lxml import etree
 
 from deepdrill.files import write_out
+from deepdrill.heap import no_gc_pauses
 
 from .commands import export
-from .questions import (Entry, ExportQuestion, ExportSet, FieldBlanks, Figures, decimal_text,
-                        field_heading, layout, load_export, variant_label)
+from .questions import (Entry, ExportQuestion, ExportSet, FieldBlanks, Figures, Statements,
+                        decimal_text, field_heading, layout, load_export, variant_label)
 
 QTI_NS = "http://www.imsglobal.org/xsd/ims_qtiasiv1p2"
 CP_NS = "http://www.imsglobal.org/xsd/imsccv1p1/imscp_v1p1"
@@ -43,8 +46,12 @@ CANVAS_NS = "http://canvas.instructure.com/xsd/cccv1p0"
 MAX_DECIMALS = 6  # a real blank never asks for more decimals than this
 SPREAD = 5  # accepted texts per real blank: at most this many last-digit units either side
 FIGURE_BASE = "%24IMS-CC-FILEBASE%24/images/"  # $IMS-CC-FILEBASE$, escaped as Canvas writes it
+ZIP_LEVEL = 1  # deflate level: a class's assessment is ~130 kB per student, mostly blanks'
+# lists of accepted numbers; level 1 compresses it three times faster than the default 6,
+# to a zip half as large again
 
 
+@functools.lru_cache(maxsize=4096)  # the formulas of a type's fixed text, in every variant
 def canvas_math(tex: str, display: bool) -> str:
     """A Canvas equation image: the LaTeX URL-encoded twice in the path (as Canvas's own
     editor writes it) and kept in ``alt`` and ``data-equation-content``."""
@@ -75,15 +82,17 @@ def accepted_texts(e: Entry, decimals: int) -> list[str]:
     if e.integer:
         return [decimal_text(v) for v in (e.value, *e.alternatives)]
     texts: list[str] = []
-    for x in (e.value, *e.alternatives):
-        unit = 10.0 ** -decimals
+    unit = 10.0 ** -decimals
+    for x in (e.value, *e.alternatives) if e.alternatives else (e.value,):
         lo = math.ceil(round((x - e.margin) / unit, 6))
         hi = math.floor(round((x + e.margin) / unit, 6))
-        centre = round(x / unit)
+        units = x / unit
+        centre = round(units)
+        # closest first; a sort is stable, so of two as close the smaller comes first
         ks = sorted(range(max(lo, centre - SPREAD), min(hi, centre + SPREAD) + 1),
-                    key=lambda k: (abs(k - x / unit), k))
+                    key=lambda k: abs(k - units))
         for k in ks or [centre]:
-            texts.extend(_spellings(k, decimals))
+            texts += _spellings(k, decimals)
     return list(dict.fromkeys(texts))
 
 
@@ -101,53 +110,92 @@ def _spellings(k: int, decimals: int) -> list[str]:
 def blank_id(e: Entry) -> str:
     """A blank's name in the question text, ``[output_1_2]``: ASCII letters, digits and
     underscores, which Canvas reads as a blank."""
-    return "_".join([e.field, *(str(i + 1) for i in e.index)])
+    return _blank_name(e.field, e.index)
+
+
+@functools.lru_cache(maxsize=65536)  # every variant has the same blanks
+def _blank_name(field: str, index: tuple[int, ...]) -> str:
+    return "_".join([field, *(str(i + 1) for i in index)])
 
 
 # -- the assessment ---------------------------------------------------------------------
+#
+# Written as text, element by element as lxml writes it (a class's assessment holds
+# millions of elements, which lxml builds one by one slowly): names and numbers as they
+# are, everything else through _text or _attr.
+
+def _text(text: str) -> str:
+    """Element content escaped as lxml escapes it."""
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace("\r", "&#13;"))
+
+
+def _attr(value: str) -> str:
+    """An attribute value (in double quotes) escaped as lxml escapes it."""
+    return (_text(value).replace('"', "&quot;").replace("\n", "&#10;")
+            .replace("\t", "&#9;"))
+
+
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _outside(text: str) -> str:
+    """Text from the assignment file, refused if XML cannot hold it (as lxml refuses it)."""
+    if _NOT_XML.search(text):
+        raise ValueError(f"{text!r} holds a control character, which XML cannot hold")
+    return text
+
 
 class _Builder:
     def __init__(self, export_set: ExportSet, ident: str) -> None:
         self.set, self.ident, self.figures = export_set, ident, Figures()
+        self.statements = Statements(canvas_math)
+        # a blank's accepted texts by (key, margin, other values, decimals): a class's
+        # keys repeat (a convolution of whole numbers, probabilities such as 0.5)
+        self.accepted: dict[tuple[Any, ...], list[str]] = {}
 
     def figure(self, tikz: str) -> str:
         return f'<img src="{FIGURE_BASE}{self.figures.name(tikz)}" alt="figure">'
 
-    def assessment(self) -> etree._Element:
-        root = etree.Element(f"{{{QTI_NS}}}questestinterop", nsmap={None: QTI_NS})
-        a = _sub(root, "assessment", ident=self.ident, title=self.set.title or "deepdrill")
-        _metadata(_sub(a, "qtimetadata"), {"cc_maxattempts": "1"})
-        top = _sub(a, "section", ident="root_section")
+    def assessment(self) -> bytes:
+        ident = _attr(_outside(self.ident))
+        title = _attr(_outside(self.set.title or "deepdrill"))
+        out = [(f"<?xml version='1.0' encoding='UTF-8'?>\n<questestinterop xmlns=\"{QTI_NS}\">"
+                f'<assessment ident="{ident}" title="{title}">'
+                f'{_metadata({"cc_maxattempts": "1"})}<section ident="root_section">')]
         for label, points, variants in self.set.questions:
             title = variants[0].title if variants else label
-            group = _sub(top, "section", ident=f"{self.ident}_{label}", title=f"{label} {title}")
-            sel = _sub(_sub(group, "selection_ordering"), "selection")
-            _sub(sel, "selection_number").text = "1"
-            _sub(_sub(sel, "selection_extension"), "points_per_item").text = decimal_text(points)
+            out.append(f'<section ident="{_attr(_outside(f"{self.ident}_{label}"))}" '
+                       f'title="{_attr(_outside(f"{label} {title}"))}"><selection_ordering>'
+                       f"<selection><selection_number>1</selection_number><selection_extension>"
+                       f"<points_per_item>{decimal_text(points)}</points_per_item>"
+                       f"</selection_extension></selection></selection_ordering>")
             for i, q in enumerate(variants):
-                self.item(group, q, f"{self.ident}_{label}_{variant_label(i, len(variants))}",
-                          f"{label} {variant_label(i, len(variants))}")
-        return root
+                v = variant_label(i, len(variants))
+                out += self.item(q, _attr(f"{self.ident}_{label}_{v}"), _attr(f"{label} {v}"))
+            out.append("</section>")
+        out.append("</section></assessment></questestinterop>")
+        # encoded part by part: the blanks' long ASCII parts stay one byte a character
+        # rather than widened to the statements' (thin spaces, dashes) when joined first
+        return b"".join(map(str.encode, out))
 
-    def item(self, parent: etree._Element, q: ExportQuestion, ident: str, title: str) -> None:
-        item = _sub(parent, "item", ident=ident, title=title)
+    def item(self, q: ExportQuestion, ident: str, title: str) -> list[str]:
+        """One variant's item, in parts (``ident`` and ``title`` escaped already)."""
         kind = "numerical_question" if q.single else "fill_in_multiple_blanks_question"
-        _metadata(_sub(_sub(item, "itemmetadata"), "qtimetadata"),
-                  {"question_type": kind, "points_possible": decimal_text(q.points)})
-        presentation = _sub(item, "presentation")
-        text = q.statement(canvas_math, self.figure)
-        processing = _sub(item, "resprocessing")
-        _sub(_sub(processing, "outcomes"), "decvar", maxvalue="100", minvalue="0",
-             varname="SCORE", vartype="Decimal")
+        meta = _metadata({"question_type": kind, "points_possible": decimal_text(q.points)})
+        text = self.statements.html(q, self.figure)
         if q.single:
             text += f"<p>{field_heading(q.fields[0])}</p>"
-            _mattext(_sub(presentation, "material"), text)
-            _numerical(presentation, processing, q.entries[0])
+            responses, conditions = _numerical(q.entries[0])
         else:  # Canvas reads [name] as a blank: the text's own brackets are escaped
             text = _no_brackets(text) + "".join(self.blank_field(fb) for fb in q.fields)
-            _mattext(_sub(presentation, "material"), text)
-            _blanks(presentation, processing, q)
-        _mistake_feedback(item, processing, q)
+            responses, conditions = _blanks(q, self.accepted)
+        feedback_condition, feedback = _mistake_feedback(q)
+        return [f'<item ident="{ident}" title="{title}"><itemmetadata>{meta}</itemmetadata>'
+                f"<presentation>{_mattext(text)}", responses,
+                '</presentation><resprocessing><outcomes><decvar maxvalue="100" minvalue="0" '
+                'varname="SCORE" vartype="Decimal"/></outcomes>', conditions,
+                f"{feedback_condition}</resprocessing>{feedback}</item>"]
 
     def blank_field(self, fb: FieldBlanks) -> str:
         note = ""
@@ -164,88 +212,96 @@ def _no_brackets(text: str) -> str:
     return text.replace("[", "&#91;").replace("]", "&#93;")
 
 
-def _numerical(presentation: etree._Element, processing: etree._Element, e: Entry) -> None:
+def _numerical(e: Entry) -> tuple[str, str]:
     """One exact answer with the grader's margin (the ``or`` wrapper is what Canvas reads
-    exact answers from; ``vargte`` marks a margin, not a precision)."""
-    rs = _sub(presentation, "response_str", ident="response1", rcardinality="Single")
-    _sub(_sub(rs, "render_fib", fibtype="Decimal"), "response_label", ident="answer1")
-    for value in (e.value, *e.alternatives):
-        cond = _sub(_sub(processing, "respcondition", **{"continue": "No"}), "conditionvar")
-        either = _sub(cond, "or")
-        _sub(either, "varequal", respident="response1").text = decimal_text(value)
-        both = _sub(either, "and")
-        _sub(both, "vargte", respident="response1").text = decimal_text(value - e.margin)
-        _sub(both, "varlte", respident="response1").text = decimal_text(value + e.margin)
-        _sub(cond.getparent(), "setvar", action="Set", varname="SCORE").text = "100"
+    exact answers from; ``vargte`` marks a margin, not a precision): the response and its
+    conditions."""
+    response = ('<response_str ident="response1" rcardinality="Single"><render_fib '
+                'fibtype="Decimal"><response_label ident="answer1"/></render_fib></response_str>')
+    conditions = "".join(
+        f'<respcondition continue="No"><conditionvar><or><varequal respident="response1">'
+        f'{decimal_text(value)}</varequal><and><vargte respident="response1">'
+        f'{decimal_text(value - e.margin)}</vargte><varlte respident="response1">'
+        f'{decimal_text(value + e.margin)}</varlte></and></or></conditionvar>'
+        f'<setvar action="Set" varname="SCORE">100</setvar></respcondition>'
+        for value in (e.value, *e.alternatives))
+    return response, conditions
 
 
-def _blanks(presentation: etree._Element, processing: etree._Element,
-            q: ExportQuestion) -> None:
-    """A ``response_lid`` per blank listing the texts it accepts, and a condition per blank
-    (any of them) adding its equal share of 100: Canvas weighs a question's blanks
-    equally. Written as one XML fragment per question and parsed once, because a class's
-    blanks hold hundreds of thousands of elements, which lxml builds one by one slowly."""
+def _blanks(q: ExportQuestion, accepted: dict[tuple[Any, ...], list[str]]) -> tuple[str, str]:
+    """A ``response_lid`` per blank listing the texts it accepts (remembered in
+    ``accepted``), and a condition per blank (any of them) adding its equal share of 100:
+    Canvas weighs a question's blanks equally."""
     share = decimal_text(round(100 / len(q.entries), 4))
     lids, conditions = [], []
     for fb in q.fields:
         d = 0 if fb.entries[0].integer else decimals_for(fb)
         for e in fb.entries:
             name = blank_id(e)
-            texts = accepted_texts(e, d)
-            labels = "".join(f'<response_label ident="{name}_a{k + 1}"><material><mattext '
-                             f'texttype="text/plain">{t}</mattext></material></response_label>'
-                             for k, t in enumerate(texts))
-            lids.append(f'<response_lid ident="response_{name}"><material><mattext '
-                        f'texttype="text/plain">{name}</mattext></material>'
-                        f"<render_choice>{labels}</render_choice></response_lid>")
-            equal = "".join(f'<varequal respident="response_{name}">{name}_a{k + 1}</varequal>'
-                            for k in range(len(texts)))
-            conditions.append(f"<respcondition><conditionvar><or>{equal}</or></conditionvar>"
-                              f'<setvar varname="SCORE" action="Add">{share}</setvar>'
-                              f"</respcondition>")
-    presentation.extend(_fragment("".join(lids)))
-    processing.extend(_fragment("".join(conditions)))
+            key = (e.value, e.margin, e.alternatives, e.integer, d)
+            texts = accepted.get(key)
+            if texts is None:
+                texts = accepted[key] = accepted_texts(e, d)
+            lids.append(_choices(name, len(texts)).format(*texts))
+            conditions.append(_any_of(name, len(texts), share))
+    return "".join(lids), "".join(conditions)
 
 
-def _fragment(xml: str) -> list[etree._Element]:
-    """QTI elements from XML text made of names and numbers only (nothing to escape)."""
-    return list(etree.fromstring(f'<f xmlns="{QTI_NS}">{xml}</f>'))
+@functools.lru_cache(maxsize=4096)  # blank names and counts repeat in every variant
+def _choices(name: str, n: int) -> str:
+    """A blank's ``response_lid`` with ``n`` choices, each text a ``{}`` to format in
+    (a name holds no braces: ASCII letters, digits and underscores)."""
+    labels = "".join(f'<response_label ident="{name}_a{k + 1}"><material><mattext '
+                     f'texttype="text/plain">{{}}</mattext></material></response_label>'
+                     for k in range(n))
+    return (f'<response_lid ident="response_{name}"><material><mattext '
+            f'texttype="text/plain">{name}</mattext></material>'
+            f"<render_choice>{labels}</render_choice></response_lid>")
 
 
-def _mistake_feedback(item: etree._Element, processing: etree._Element,
-                      q: ExportQuestion) -> None:
-    """The recognised mistakes, named in the feedback shown after a wrong answer."""
+@functools.lru_cache(maxsize=4096)
+def _any_of(name: str, n: int, share: str) -> str:
+    """The condition adding ``share`` when any of a blank's ``n`` choices is picked."""
+    equal = "".join(f'<varequal respident="response_{name}">{name}_a{k + 1}</varequal>'
+                    for k in range(n))
+    return (f"<respcondition><conditionvar><or>{equal}</or></conditionvar>"
+            f'<setvar varname="SCORE" action="Add">{share}</setvar></respcondition>')
+
+
+def _mistake_feedback(q: ExportQuestion) -> tuple[str, str]:
+    """The recognised mistakes, named in the feedback shown after a wrong answer: the
+    condition showing it, and the feedback ("", "" when there are none)."""
     seen: dict[str, str] = {}
     for e in q.entries:
         for w in e.mistakes:
             seen.setdefault(w.name, w.feedback)
     if not seen:
-        return
-    cond = _sub(processing, "respcondition", **{"continue": "Yes"})
-    _sub(_sub(cond, "conditionvar"), "other")
-    _sub(cond, "displayfeedback", feedbacktype="Response", linkrefid="general_incorrect_fb")
+        return "", ""
     items = "".join(f"<li>{html.escape(f)}</li>" for f in seen.values())
-    fb = _sub(item, "itemfeedback", ident="general_incorrect_fb")
-    _mattext(_sub(_sub(fb, "flow_mat"), "material"),
-             f"<p>Not right yet. Typical slips here:</p><ul>{items}</ul>")
+    return (('<respcondition continue="Yes"><conditionvar><other/></conditionvar>'
+             '<displayfeedback feedbacktype="Response" linkrefid="general_incorrect_fb"/>'
+             '</respcondition>'),
+            '<itemfeedback ident="general_incorrect_fb"><flow_mat>' +
+            _mattext(f"<p>Not right yet. Typical slips here:</p><ul>{items}</ul>") +
+            "</flow_mat></itemfeedback>")
+
+
+def _mattext(text: str) -> str:
+    return f'<material><mattext texttype="text/html">{_text(text)}</mattext></material>'
+
+
+def _metadata(fields: dict[str, str]) -> str:
+    return "<qtimetadata>" + "".join(
+        f"<qtimetadatafield><fieldlabel>{label}</fieldlabel><fieldentry>{_text(entry)}"
+        f"</fieldentry></qtimetadatafield>" for label, entry in fields.items()) + \
+        "</qtimetadata>"
 
 
 def _sub(parent: etree._Element, tag: str, **attrib: str) -> etree._Element:
     """A child in its parent's namespace (read from the parent's tag: lxml's nsmap is
-    slow enough to dominate a class's export)."""
+    slow)."""
     t = parent.tag
     return etree.SubElement(parent, t[:t.index("}") + 1] + tag if t[0] == "{" else tag, attrib)
-
-
-def _mattext(material: etree._Element, text: str, kind: str = "text/html") -> None:
-    _sub(material, "mattext", texttype=kind).text = text
-
-
-def _metadata(parent: etree._Element, fields: dict[str, str]) -> None:
-    for label, entry in fields.items():
-        f = _sub(parent, "qtimetadatafield")
-        _sub(f, "fieldlabel").text = label
-        _sub(f, "fieldentry").text = entry
 
 
 # -- the package ----------------------------------------------------------------------
@@ -293,6 +349,7 @@ def assessment_meta(ident: str, title: str, points: float) -> etree._Element:
     return root
 
 
+@no_gc_pauses()
 def quiz_zip(export_set: ExportSet, ident: str = "deepdrill_quiz") -> bytes:
     """The whole Classic Quizzes package as zip bytes."""
     b = _Builder(export_set, ident)
@@ -301,9 +358,9 @@ def quiz_zip(export_set: ExportSet, ident: str = "deepdrill_quiz") -> bytes:
     title = export_set.title or "deepdrill"
     points = sum(p for _, p, _ in export_set.questions)
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=ZIP_LEVEL) as z:
         z.writestr("imsmanifest.xml", _xml(manifest(ident, title, list(images))))
-        z.writestr(f"{ident}/{ident}.xml", _xml(assessment))
+        z.writestr(f"{ident}/{ident}.xml", assessment)
         z.writestr(f"{ident}/assessment_meta.xml", _xml(assessment_meta(ident, title, points)))
         for name, data in images.items():
             z.writestr(f"images/{name}", data)
@@ -335,5 +392,7 @@ def canvas_quiz_command(key_path: Path, out: Path, variants: int | None) -> None
     Import it in Canvas under Settings > Import Course Content > "QTI .zip file".
     """
     export_set = write_quiz(key_path, out, variants)
+    for note in export_set.notes:
+        click.echo(f"note: {note}", err=True)
     n = sum(len(v) for _, _, v in export_set.questions)
     click.echo(f"wrote {out}: {len(export_set.questions)} question groups, {n} items")

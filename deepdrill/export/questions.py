@@ -35,12 +35,14 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
+from itertools import repeat
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from deepdrill.errors import DeepdrillError
+from deepdrill.heap import no_gc_pauses
 from deepdrill.model.fields import Field, Kind, describe_shape, flatten, is_ragged
 from deepdrill.model.tolerance import BIG_COUNT, COUNT_SIGFIGS, Mode, Tolerance
 from deepdrill.model.variant import Variant
@@ -56,13 +58,22 @@ FIGURE_DPI = 150
 
 def margin(tol: Tolerance, x: float) -> float:
     """The absolute half-width of the interval the grader accepts around ``x``."""
+    return margin_of(tol)(x)
+
+
+@functools.lru_cache(maxsize=256)  # a key holds a few tolerances, met for every entry
+def margin_of(tol: Tolerance) -> Callable[[float], float]:
+    """:func:`margin` for one tolerance, as a function of the value."""
     if tol.mode is Mode.RELABS:
-        return max(tol.atol, tol.rtol * abs(x))
+        atol, rtol = tol.atol, tol.rtol
+        return lambda x: max(atol, rtol * abs(x))
     if tol.mode is Mode.SIGFIGS:
-        return half_unit(x, tol.sigfigs or 3)
-    if tol.mode is Mode.COUNT and abs(x) >= BIG_COUNT:
-        return 2 * half_unit(x, tol.sigfigs or COUNT_SIGFIGS)
-    return 0.0
+        sigfigs = tol.sigfigs or 3
+        return lambda x: half_unit(x, sigfigs)
+    if tol.mode is Mode.COUNT:
+        count_sigfigs = tol.sigfigs or COUNT_SIGFIGS
+        return lambda x: 2 * half_unit(x, count_sigfigs) if abs(x) >= BIG_COUNT else 0.0
+    return lambda x: 0.0
 
 
 def half_unit(x: float, sigfigs: int) -> float:
@@ -79,14 +90,18 @@ def decimal_text(x: float) -> str:
     whole numbers without a point. Shortest digits that read back as the same float."""
     if x == int(x) and abs(x) < 2 ** 53:
         return str(int(x))
-    text = format(Decimal(repr(float(x))), "f")
+    text = repr(float(x))
+    if "e" in text:  # exponent form: Decimal writes out its digits
+        text = format(Decimal(text), "f")
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 # -- blanks -------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class WrongAnswer:
+# Entry and WrongAnswer are named tuples rather than frozen dataclasses: a class's export
+# makes one per number (tens of thousands), and a tuple is made six times faster.
+
+class WrongAnswer(NamedTuple):
     """A recognised mistake's value for one entry, with what to tell the student."""
 
     value: float
@@ -95,8 +110,7 @@ class WrongAnswer:
     feedback: str
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     """One number a student enters: the key, the accepted interval, its share of points."""
 
     field: str
@@ -137,6 +151,11 @@ class ExportQuestion:
     points: float
     variant: Variant
     fields: tuple[FieldBlanks, ...]
+    # formula answers, which the LMS cannot grade by meaning: no blank, a note instead
+    left_out: tuple[Field, ...] = ()
+    # the statement translated once, for every target (by how a dollar sign is written)
+    _statements: dict[str, StatementParts] = field(default_factory=dict, compare=False,
+                                                   repr=False)
 
     @property
     def entries(self) -> list[Entry]:
@@ -149,7 +168,25 @@ class ExportQuestion:
             not self.fields[0].field.shape
 
     def statement(self, math_html: Math, figure: Figure, dollar: str = "$") -> str:
-        return statement_html(self.variant, math_html, figure, dollar)
+        return Statements(math_html, dollar).html(self, figure)
+
+    @property
+    def left_out_note(self) -> str:
+        """A paragraph under the statement saying which answers have no blank here."""
+        if not self.left_out:
+            return ""
+        asked = " and ".join(html.escape(f.label) for f in self.left_out)
+        return (f"<p><em>Not answered in this quiz: {asked} (a formula, which this quiz "
+                f"cannot grade by its meaning); hand it in as your instructor says.</em></p>")
+
+    def statement_parts(self, dollar: str = "$",
+                        memo: dict[Any, Any] | None = None) -> StatementParts:
+        """The statement's HTML with its formulas and figures left open (made once)."""
+        parts = self._statements.get(dollar)
+        if parts is None:
+            parts = self._statements[dollar] = translate(problem_latex(self.variant), dollar,
+                                                         memo)
+        return parts
 
 
 def export_question(variant: Variant, label: str, points: float) -> ExportQuestion:
@@ -166,11 +203,15 @@ def export_question(variant: Variant, label: str, points: float) -> ExportQuesti
     total_weight = sum(f.weight for f in variant.fields) or 1.0
     fields = []
     for f in variant.fields:
+        if f.kind is Kind.EXPRESSION:
+            continue
         answer = variant.answers[f.name]
         share = points * f.weight / total_weight
         fields.append(FieldBlanks(f, _entries(f, answer, share, variant),
                                   tolerance_note(f, answer)))
-    return ExportQuestion(label, get(variant.type).title, float(points), variant, tuple(fields))
+    left_out = tuple(f for f in variant.fields if f.kind is Kind.EXPRESSION)
+    return ExportQuestion(label, get(variant.type).title, float(points), variant, tuple(fields),
+                          left_out)
 
 
 def _entries(f: Field, answer: Any, share: float, variant: Variant) -> tuple[Entry, ...]:
@@ -179,17 +220,24 @@ def _entries(f: Field, answer: Any, share: float, variant: Variant) -> tuple[Ent
     weights = list(f.entry_weights) if f.entry_weights is not None else [1.0] * n
     total = sum(weights) or 1.0
     integer = f.kind is Kind.INTEGER
-    alternatives = [_flat_or_none(a, n) for a in f.alternatives]
-    mistakes = [(m, _flat_or_none(m.answers[f.name], n)) for m in variant.mistakes
-                if f.name in m.answers]
-    out = []
-    for i, (x, idx) in enumerate(zip(values, _indices(f.shape))):
-        m = margin(f.tolerance, x)
-        alts = tuple(dict.fromkeys(a[i] for a in alternatives if a and a[i] != x))
-        out.append(Entry(f.name, idx, x, integer, m, share * weights[i] / total, alts,
-                         _wrong_answers(f.tolerance, x, m, [(mk, vals[i]) for mk, vals
-                                                            in mistakes if vals])))
-    return tuple(out)
+    margin_at = margin_of(f.tolerance)
+    alternatives = [a for a in (_flat_or_none(a, n) for a in f.alternatives) if a]
+    mistakes = [(m, vals) for m, vals in ((m, _flat_or_none(m.answers[f.name], n))
+                                          for m in variant.mistakes if f.name in m.answers)
+                if vals]
+    margins = list(map(margin_at, values))
+    shares = [share * w / total for w in weights]
+    alts: Any = repeat(())
+    if alternatives:
+        alts = [tuple(dict.fromkeys(v for v in column[1:] if v != column[0]))
+                for column in zip(values, *alternatives)]
+    wrong: Any = repeat(())
+    if mistakes:
+        named = [m for m, _ in mistakes]
+        wrong = [_wrong_answers(margin_at, column[0], m, named, column[1:])
+                 for column, m in zip(zip(values, *(vals for _, vals in mistakes)), margins)]
+    return tuple(map(Entry, repeat(f.name), _indices(f.shape), values, repeat(integer), margins,
+                     shares, alts, wrong))
 
 
 def _flat_or_none(value: Any, n: int) -> list[float] | None:
@@ -198,20 +246,20 @@ def _flat_or_none(value: Any, n: int) -> list[float] | None:
         flat = [float(v) for v in flatten(value)]
     except (TypeError, ValueError):
         return None
-    return flat if len(flat) == n and all(math.isfinite(v) for v in flat) else None
+    return flat if len(flat) == n and all(map(math.isfinite, flat)) else None
 
 
-def _wrong_answers(tol: Tolerance, x: float, m: float,
-                   candidates: Sequence[tuple[Any, float]]) -> tuple[WrongAnswer, ...]:
+def _wrong_answers(margin_at: Callable[[float], float], x: float, m: float,
+                   mistakes: Sequence[Any], values: Sequence[float]) -> tuple[WrongAnswer, ...]:
     """The mistakes' values at one entry that the right answer's interval does not already
     take, each once (the first mistake giving a value names it)."""
     seen: set[float] = set()
     out = []
-    for mk, v in candidates:
+    for mk, v in zip(mistakes, values):
         if abs(v - x) <= m or v in seen:
             continue
         seen.add(v)
-        out.append(WrongAnswer(v, margin(tol, v), mk.name, mk.feedback))
+        out.append(WrongAnswer(v, margin_at(v), mk.name, mk.feedback))
     return tuple(out)
 
 
@@ -249,11 +297,19 @@ def integer_weights(shares: Sequence[float]) -> list[int]:
         return [1] * len(shares)
     smallest = min(nonzero)
     ratios = [s / smallest for s in shares]
-    for scale in range(1, MAX_CLOZE_SCALE + 1):
-        scaled = [r * scale for r in ratios]
-        if all(abs(v - round(v)) < 1e-6 * max(1.0, v) for v in scaled):
-            return [round(v) for v in scaled]
+    scale = _whole_scale(tuple(set(ratios)))
+    if scale:
+        return [round(r * scale) for r in ratios]
     return [max(1, round(r * 100)) if r else 0 for r in ratios]
+
+
+@functools.lru_cache(maxsize=4096)  # the variants of a question share a few weightings
+def _whole_scale(ratios: tuple[float, ...]) -> int | None:
+    """The smallest multiplier up to MAX_CLOZE_SCALE that makes every ratio whole."""
+    for scale in range(1, MAX_CLOZE_SCALE + 1):
+        if all(abs(v - round(v)) < 1e-6 * max(1.0, v) for v in (r * scale for r in ratios)):
+            return scale
+    return None
 
 
 # -- laying out a field's blanks ------------------------------------------------------
@@ -314,14 +370,62 @@ def statement_html(variant: Variant, math_html: Math, figure: Figure,
     return latex_to_html(problem_latex(variant), math_html, figure, dollar)
 
 
+class Statements:
+    """One export's statements in one target's HTML.
+
+    A class's statements repeat the same prose and many of the same formulas, so this
+    remembers, for the export it serves only, the HTML of each run of text and of each
+    formula it has met; a question's translation is kept on the question, for the next
+    target to reuse.
+    """
+
+    def __init__(self, math_html: Math, dollar: str = "$") -> None:
+        self.dollar = dollar
+        self.math_html = math_html
+        self.text_memo: dict[Any, Any] = {}
+        self.math_memo: dict[tuple[str, bool], str] = {}
+
+    def math(self, tex: str, display: bool) -> str:
+        key = (tex, display)
+        out = self.math_memo.get(key)
+        if out is None:
+            out = self.math_memo[key] = self.math_html(tex, display)
+        return out
+
+    def html(self, q: ExportQuestion, figure: Figure) -> str:
+        return q.statement_parts(self.dollar, self.text_memo).html(self.math, figure) + \
+            q.left_out_note
+
+
 def problem_latex(variant: Variant) -> str:
     """The problem statement as the PDF sheet typesets it."""
     from deepdrill.generator.exercise import get
-    from deepdrill.generator.render import Question, environment
+    from deepdrill.generator.render import environment
 
-    context = Question(1, 1.0, variant, "q1").context(solutions=False)
-    template = environment().get_template(get(variant.type).problem_template)
-    return template.render(q=context)
+    ex = get(variant.type)
+    template = environment().get_template(ex.problem_template)
+    return template.render(q=_ProblemContext(variant, ex.problem(variant.params)))
+
+
+class _ProblemContext(dict):
+    """The sheet's context of a question (``render.Question.context``) as its problem
+    template reads it: the templates read ``q.params`` and ``q.problem`` (and ``q.steps``,
+    empty on a problem sheet), so only these are made up front; any other name makes the
+    sheet's whole context, once."""
+
+    def __init__(self, variant: Variant, problem: Any) -> None:
+        super().__init__(params=variant.params, problem=problem, steps={})
+        self._variant: Variant | None = variant
+
+    def __missing__(self, name: str) -> Any:
+        from deepdrill.generator.render import Question
+
+        if self._variant is not None:
+            self.update(Question(1, 1.0, self._variant, "q1").context(solutions=False))
+            self._variant = None
+            if name in self:
+                return self[name]
+        raise KeyError(name)
 
 
 _TEXT_SYMBOLS = {"#": "#", "%": "%", "&": "&", "_": "_", "$": "$", "{": "{", "}": "}",
@@ -344,6 +448,8 @@ _DISPLAY = {"equation": "", "equation*": "", "gather": "gathered", "gather*": "g
 _BLOCKS = ("tikzpicture", "center", "flushleft", "tabular", "itemize", "enumerate",
            *(re.escape(name) for name in _DISPLAY))
 _ENV = re.compile(r"\\(begin|end)\{(" + "|".join(_BLOCKS) + r")\}")
+_RULES = re.compile(r"\\(toprule|midrule|bottomrule|hline)")
+_ITEM = re.compile(r"\\item(?![a-zA-Z])(?:\[([^\]]*)\])?")
 _COMMAND = re.compile(r"\\([a-zA-Z]+)\*?|\\(.)|(``|''|--|~|[{}&]|\n\s*\n)", re.DOTALL)
 
 
@@ -356,19 +462,76 @@ def latex_to_html(tex: str, math_html: Math, figure: Figure, dollar: str = "$") 
     >>> latex_to_html(r"Use \\texttt{CONV$k$} and $x^2$.", lambda t, d: f"[{t}]", str)
     '<p>Use <code>CONV[k]</code> and [x^2].</p>'
     """
-    return _Translator(math_html, figure, dollar).document(tex)
+    return translate(tex, dollar).html(math_html, figure)
+
+
+HOLE = "\x00"  # where a formula or figure goes in translated text
+_COMMENT = re.compile(r"(?<!\\)%[^\n]*")
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+Piece = tuple[str, bool] | str  # a formula's (LaTeX, display), or a figure's TikZ source
+
+
+@dataclass(frozen=True)
+class StatementParts:
+    """A statement translated to HTML but for its formulas and figures, which each target
+    writes its own way: ``pieces[k]`` goes between ``texts[k]`` and ``texts[k + 1]``."""
+
+    texts: tuple[str, ...]
+    pieces: tuple[Piece, ...]
+
+    def html(self, math_html: Math, figure: Figure) -> str:
+        out = [self.texts[0]]
+        for piece, text in zip(self.pieces, self.texts[1:]):
+            out.append(math_html(*piece) if isinstance(piece, tuple) else figure(piece))
+            out.append(text)
+        return _paragraphs("".join(out))
+
+
+def translate(tex: str, dollar: str = "$", memo: dict[Any, Any] | None = None) -> StatementParts:
+    """A problem template's LaTeX as :class:`StatementParts`; ``memo`` carries what was
+    translated from one statement to the next (runs of text, table rows)."""
+    if HOLE in tex:
+        raise DeepdrillError("the problem statement holds a NUL character, which no LMS "
+                             "can show")
+    translator = _Translator(dollar, {} if memo is None else memo)
+    text = translator.blocks(_COMMENT.sub("", tex))
+    return StatementParts(tuple(text.split(HOLE)), tuple(translator.pieces))
+
+
+def _paragraphs(html_text: str) -> str:
+    paragraphs = [p.strip() for p in _PARAGRAPH_BREAK.split(html_text) if p.strip()]
+    return "".join(p if p.startswith(("<div", "<table", "<ul")) else f"<p>{p}</p>"
+                   for p in paragraphs)
 
 
 class _Translator:
-    def __init__(self, math_html: Math, figure: Figure, dollar: str) -> None:
-        self.math, self.figure, self.dollar = math_html, figure, dollar
+    """LaTeX to HTML with a :data:`HOLE` for each formula and figure, recorded in
+    ``pieces`` in the order the text shows them. Tables and runs of text repeat across a
+    class's statements: each is translated once per ``memo`` (with the pieces it holds).
+    A table cell or list item is stripped around its holes as it was around the target's
+    formulas, which no target starts or ends with a space."""
 
-    def document(self, tex: str) -> str:
-        tex = re.sub(r"(?<!\\)%[^\n]*", "", tex)  # comments (a tikzpicture's trailing %)
-        html_text = self.blocks(tex)
-        paragraphs = [p.strip() for p in re.split(r"\n\s*\n", html_text) if p.strip()]
-        return "".join(p if p.startswith(("<div", "<table", "<ul")) else f"<p>{p}</p>"
-                       for p in paragraphs)
+    def __init__(self, dollar: str, memo: dict[Any, Any]) -> None:
+        self.dollar = dollar
+        self.memo = memo.setdefault(("dollar", dollar), {})
+        self.pieces: list[Piece] = []
+
+    def math(self, tex: str, display: bool) -> str:
+        self.pieces.append((tex, display))
+        return HOLE
+
+    def figure(self, tikz: str) -> str:
+        self.pieces.append(tikz)
+        return HOLE
+
+    def remembered(self, key: Any, translate: Callable[[], str]) -> str:
+        known = self.memo.get(key)
+        if known is None:
+            start = len(self.pieces)
+            known = self.memo[key] = (translate(), tuple(self.pieces[start:]))
+        else:
+            self.pieces.extend(known[1])
+        return known[0]
 
     def blocks(self, tex: str) -> str:
         """Environments (tables, lists, figures, centring) around runs of inline text."""
@@ -403,46 +566,59 @@ class _Translator:
         """A tabular as an HTML table; the rows above its first \\midrule are the header."""
         body = _skip_group(body.lstrip())  # the column spec
         head, rule, rest = body.partition("\\midrule")
-        if not rule or not self.rows(head):
-            head, rest = "", body
-        th = "".join(f"<tr>{''.join(f'<th>{c}</th>' for c in row)}</tr>" for row in self.rows(head))
-        td = "".join(f"<tr>{''.join(f'<td>{c}</td>' for c in row)}</tr>" for row in self.rows(rest))
+        head_rows = _rows(head) if rule else []
+        if not head_rows:
+            rest = body
+        th = "".join(self.row(r, "th") for r in head_rows)
+        td = "".join(self.row(r, "td") for r in _rows(rest))
         return (f'<table class="deepdrill-table">{f"<thead>{th}</thead>" if th else ""}'
                 f"<tbody>{td}</tbody></table>")
 
-    def rows(self, tex: str) -> list[list[str]]:
-        tex = re.sub(r"\\(toprule|midrule|bottomrule|hline)", "", tex)
-        return [[self.inline(c).strip() for c in _split_outside_math(r, "&")]
-                for r in _split_outside_math(tex, r"\\\\") if r.strip()]
+    def row(self, tex: str, tag: str) -> str:
+        return self.remembered(("row", tex, tag), lambda: "<tr>" + "".join(
+            f"<{tag}>{self.inline(c).strip()}</{tag}>" for c in _split_outside_math(tex, "&"))
+            + "</tr>")
 
     def items(self, body: str, name: str) -> str:
-        parts = re.split(r"\\item(?![a-zA-Z])(?:\[([^\]]*)\])?", body)
+        parts = _ITEM.split(body)
         out = []
         for k in range(1, len(parts), 2):
-            label = parts[k]
-            text = self.inline(parts[k + 1]).strip()
-            out.append(f"<li>{self.inline(label) + ' ' if label else ''}{text}</li>")
+            label = self.inline(parts[k]) + " " if parts[k] else ""
+            out.append(f"<li>{label}{self.inline(parts[k + 1]).strip()}</li>")
         style = ' style="list-style: none"' if any(parts[1::2]) else ""
         tag = "ol" if name == "enumerate" and not style else "ul"
         return f"<{tag}{style}>{''.join(out)}</{tag}>"
 
     def inline(self, tex: str) -> str:
+        return self.remembered(("inline", tex), lambda: self._inline(tex))
+
+    def _inline(self, tex: str) -> str:
         """Text with math; a \\texttt{..} may hold math, so its closing tag waits on
         ``self.closing`` across the math."""
         self.closing: list[str] = []
         out, pos = [], 0
         for m in _MATH.finditer(tex):
             out.append(self.text(tex[pos:m.start()]))
-            display = m.group(1) is not None or m.group(2) is not None
-            body = next(g for g in m.groups() if g is not None)
-            out.append(self.math(body.strip(), display))
+            k = m.lastindex  # the one group that matched: \[..\] or $$..$$ are display math
+            out.append(self.math(m.group(k).strip(), k <= 2))
             pos = m.end()
         out.append(self.text(tex[pos:]))
         out.extend(reversed(self.closing))  # an unclosed group: close its tags
         return "".join(out)
 
     def text(self, tex: str) -> str:
-        """Text without math: commands to HTML, everything else escaped."""
+        """Text without math: commands to HTML, everything else escaped. A class's
+        statements share most of their text, so each run is translated once (with the
+        groups open before it, which its closing braces close)."""
+        key = ("text", tex, tuple(self.closing))
+        known = self.memo.get(key)
+        if known is None:
+            known = self.memo[key] = (self._text(tex), tuple(self.closing))
+        else:
+            self.closing[:] = known[1]
+        return known[0]
+
+    def _text(self, tex: str) -> str:
         out, pos, stack = [], 0, self.closing
         while True:
             m = _COMMAND.search(tex, pos)
@@ -499,6 +675,11 @@ class _Translator:
             return pos
         raise DeepdrillError(f"the problem statement uses \\{word}, which the LMS export cannot "
                              f"show yet (deepdrill.export.questions)")
+
+
+def _rows(tex: str) -> list[str]:
+    """A tabular's rows (rules dropped), blank ones left out."""
+    return [r for r in _split_outside_math(_RULES.sub("", tex), r"\\\\") if r.strip()]
 
 
 def _environment_body(tex: str, start: int, name: str) -> tuple[str, int]:
@@ -621,8 +802,31 @@ class ExportSet:
     title: str
     course: str
     questions: tuple[tuple[str, float, tuple[ExportQuestion, ...]], ...]  # label, points, variants
+    notes: tuple[str, ...] = ()  # what the export leaves out, for the instructor
+
+    @classmethod
+    def of(cls, title: str, course: str,
+           questions: list[tuple[str, float, tuple[ExportQuestion, ...]]]) -> "ExportSet":
+        """The set, less the questions with nothing an LMS can grade, with a note for each
+        question whose formula answers have no blank."""
+        kept, notes = [], []
+        for label, points, qs in questions:
+            formulas = sorted({f.name for q in qs for f in q.left_out})
+            if formulas and not any(q.fields for q in qs):
+                notes.append(f"{label} left out: it asks only for a formula "
+                             f"({', '.join(formulas)}), which an LMS cannot grade by meaning; "
+                             f"grade it with deepdrill (or export to Gradescope or "
+                             f"PrairieLearn, which run deepdrill's grader)")
+                continue
+            if formulas:
+                notes.append(f"{label}: the formula answer ({', '.join(formulas)}) has no "
+                             f"blank, only a note under the question; its points go to the "
+                             f"numbers (grade the formula with deepdrill)")
+            kept.append((label, points, qs))
+        return cls(title, course, tuple(kept), tuple(notes))
 
 
+@no_gc_pauses()
 def load_export(key_path: Path, variants: int | None = None) -> ExportSet:
     """Every question of a key with one variant per student (in the key's order), or the
     first ``variants`` students' variants."""
@@ -638,4 +842,4 @@ def load_export(key_path: Path, variants: int | None = None) -> ExportSet:
     for q in key.questions:
         qs = tuple(export_question(s.variants[q.label], q.label, q.points) for s in students)
         questions.append((q.label, q.points, qs))
-    return ExportSet(key.title, str(key.raw_assignment.get("course", "")), tuple(questions))
+    return ExportSet.of(key.title, str(key.raw_assignment.get("course", "")), questions)
