@@ -41,10 +41,6 @@ class Steps:
         self._graph: Graph | None = None
         self._touched_by: dict[str, frozenset[str]] = {}
         self._behind_field: dict[str, set[str]] = {}
-        self.parts = {name: parts(r.field) for name, r in readings.items()}
-        self.where = {step: (r, span, shape) for name, r in readings.items()
-                      for step, span, shape in self.parts[name]}
-        self.given = self._given_steps()
         # a wrong field whose earlier fields (its own earlier items included) were given
         # other than the key's: what it should be from them is worth recomputing
         self.to_recompute = [r for r in readings.values() if r.wrong and any(
@@ -61,15 +57,24 @@ class Steps:
         """The graph's steps by name, for walking it step by step."""
         return index(self.graph)
 
-    def follow(self) -> None:
-        # a student's numbers may make a step meaningless (a log of 0): no warning, no error
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if self.given and self.to_recompute:
-                self._own_values()
-            self._diagnose()
+    @functools.cached_property
+    def parts(self) -> dict[str, list[tuple[str, tuple[int, int], list[int]]]]:
+        """Each field's steps with their slices of its entries (:func:`parts`)."""
+        return {name: parts(r.field) for name, r in self.readings.items()}
 
-    def _given_steps(self) -> dict[str, Any]:
+    @functools.cached_property
+    def where(self) -> dict[str, tuple[Reading, tuple[int, int], list[int]]]:
+        """Each step's field, slice and shape."""
+        return {step: (r, span, shape) for name, r in self.readings.items()
+                for step, span, shape in self.parts[name]}
+
+    def follow(self) -> None:
+        if self.to_recompute and self.given:
+            self._own_values()
+        self._diagnose()
+
+    @functools.cached_property
+    def given(self) -> dict[str, Any]:
         """The student's values that can feed a step: readable, complete, the key's shape."""
         given: dict[str, Any] = {}
         for r in self.readings.values():
@@ -89,11 +94,14 @@ class Steps:
         """Every step (of ``graph``, a part of the graph in its order) recomputed from the
         student's given values (None if they cannot feed the steps: a student's number may
         make a step meaningless, never an error)."""
-        try:
-            return self.exercise.values(self.variant.params, slips, given=self.given,
-                                        graph=self.graph if graph is None else graph)
-        except Exception:  # noqa: BLE001  (student values that cannot feed a step: no credit)
-            return None
+        # a student's numbers may make a step meaningless (a log of 0): no warning, no error
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                return self.exercise.values(self.variant.params, slips, given=self.given,
+                                            graph=self.graph if graph is None else graph)
+            except Exception:  # noqa: BLE001  (values that cannot feed a step: no credit)
+                return None
 
     def _own_values(self) -> None:
         # only the steps of entries not already right against the key, and what they read
