@@ -140,15 +140,16 @@ def frontier(graph: Iterable[Step] | Mapping[str, Step], name: str,
     return found
 
 
-def behind(graph: Iterable[Step] | Mapping[str, Step], name: str,
+def behind(graph: Iterable[Step] | Mapping[str, Step], name: str | Iterable[str],
            given: Mapping[str, Any]) -> tuple[set[str], set[str]]:
     """The steps (``name`` itself included) and the parameters that ``name``'s recomputed
     value reads, walking back and stopping at given steps: a slip that swaps none of these
-    steps and changes none of these parameters cannot change it."""
+    steps and changes none of these parameters cannot change it. Several names: what any
+    of them reads (one walk)."""
     by_name = graph if isinstance(graph, Mapping) else index(graph)
     steps: set[str] = set()
     read: set[str] = set()
-    stack = [name]
+    stack = [name] if isinstance(name, str) else list(name)
     while stack:
         n = stack.pop()
         if n in steps:

@@ -108,9 +108,7 @@ class Steps:
         wanted = [(r, step, start, stop) for r in self.to_recompute
                   for step, (start, stop), _ in self.parts[r.field.name]
                   if span(r.ok, start, stop) != (1 << (stop - start)) - 1]
-        needed: set[str] = set()
-        for _, step, _, _ in wanted:
-            needed |= behind(self.by_name, step, self.given)[0]
+        needed = behind(self.by_name, [step for _, step, _, _ in wanted], self.given)[0]
         recomputed = self._rerun(graph=tuple(s for s in self.graph if s.name in needed))
         if recomputed is None:
             return
