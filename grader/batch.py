@@ -50,7 +50,7 @@ from .submission import MAX_BYTES, Submission, read_submission
 
 REPORT_FORMAT = "deepdrill-report/1"
 PARALLEL_FROM = 100  # files; fewer are graded faster in this process than by forking workers
-CHUNKS_PER_WORKER = 2
+CHUNKS_PER_WORKER = 8  # chunks per worker: small enough that the last ones end together
 LOCK_FILE = LOCK  # in --out: one deepdrill run at a time writes there
 LOCK_WAIT_S = 5.0  # a second grader into the same --out waits this long, then refuses
 REPORT_FILES = ("report.json", "grades.csv")  # replaced in this order: grades.csv last
