@@ -120,15 +120,18 @@ def read_field(f: Field, expected: Any, given: Any, share: float) -> Reading:
         r.exact = True
         return r
     r.echo = echo_value(given, leaves)
-    want_shape = shape_of(expected)
-    if conform(given, want_shape) is None:
-        r.shape_problem = f"expected {describe_shape(want_shape)}, got {describe_given(given)}"
-        r.n = size(want_shape)
-        return r
+    key_leaves: list[Any] = []
+    if not _nested_alike(given, expected, key_leaves):  # the common case needs no shapes
+        want_shape = shape_of(expected)
+        if conform(given, want_shape) is None:
+            r.shape_problem = f"expected {describe_shape(want_shape)}, got {describe_given(given)}"
+            r.n = size(want_shape)
+            return r
+        key_leaves = flatten(expected)
     r.values, r.errors = read_leaves(f, leaves)
     r.n = len(r.values)
     r.readable = readable_bits(r.values) if r.errors else r.all
-    r.want = want = [float(x) for x in flatten(expected)]
+    r.want = want = [float(x) for x in key_leaves]
     r.ok = matches(f.tolerance, r.values, want) & r.readable
     r.exact = r.ok == r.all and r.values == want
     for other in f.alternatives:  # another accepted answer: the whole value must be it
@@ -136,6 +139,17 @@ def read_field(f: Field, expected: Any, given: Any, share: float) -> Reading:
                 matches(f.tolerance, r.values, [float(x) for x in flatten(other)]) == r.all:
             r.ok = r.all
     return r
+
+
+def _nested_alike(given: Any, expected: Any, leaves: list[Any]) -> bool:
+    """Whether ``given`` nests lists exactly as ``expected`` does (then it is in the key's
+    shape as it is); the key's leaves are appended to ``leaves`` on the way."""
+    if type(expected) is not list:
+        leaves.append(expected)
+        return type(given) is not list
+    if type(given) is not list or len(given) != len(expected):
+        return False
+    return all(_nested_alike(g, e, leaves) for g, e in zip(given, expected))
 
 
 def read_formula(r: Reading) -> Reading:
