@@ -47,7 +47,7 @@ class CreditPolicy:
     carry_forward: float = 1.0
 
 
-@dataclass
+@dataclass(slots=True)
 class FieldResult:
     correct: bool
     score: float
@@ -76,7 +76,7 @@ class FieldResult:
         return out
 
 
-@dataclass
+@dataclass(slots=True)
 class QuestionResult:
     score: float
     max_score: float
