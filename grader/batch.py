@@ -570,6 +570,8 @@ def shown(path: Path) -> str:
     name from a Windows zip) as \\xe9, and control characters (terminal escapes) as \\x1b,
     so no name can break a report or repaint the TA's screen."""
     text = str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    if text.isprintable():  # nearly every name: nothing to escape
+        return text
     return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
                    for ch in text)
 
