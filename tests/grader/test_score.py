@@ -193,3 +193,28 @@ def test_entry_weights_are_summed_in_numpys_order():
         for _ in range(20):
             values = rng.choice([0.1, 1.0, 0.25, 1 / 3, 0.0, -0.0, rng.random()], size=n)
             assert pairwise_sum(values.tolist()) == float(values.sum())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(
+    st.integers(-10 ** 6, 10 ** 6) | st.floats(allow_nan=False, width=64),
+    st.lists(st.integers(-99, 99) | st.floats(-1e3, 1e3), max_size=6),
+    st.lists(st.lists(st.integers(-99, 99) | st.floats(-1e3, 1e3), max_size=4), max_size=4),
+    st.lists(st.integers(-9, 9) | st.lists(st.integers(-9, 9), max_size=3), max_size=4)))
+def test_a_json_value_flattens_as_numpy_flattens_it(value):
+    """The grader's plain-Python reading of a stored value (a key, a mistake's answer) gives
+    the floats numpy's ravel gives, or None where numpy cannot (ragged deeper down)."""
+    from deepdrill.grader.reading import flat
+
+    def by_numpy(v, n):
+        try:
+            if isinstance(v, list) and any(isinstance(x, list) for x in v):
+                out = np.concatenate([np.ravel(np.asarray(x, dtype=float)) for x in v]).tolist()
+            else:
+                out = np.ravel(np.asarray(v, dtype=float)).tolist()
+        except (TypeError, ValueError):
+            return None
+        return out if len(out) == n else None
+
+    for n in range(0, 20):
+        assert flat(value, n) == by_numpy(value, n)
