@@ -153,6 +153,11 @@ class _Builder:
         # a blank's accepted texts by (key, margin, other values, decimals): a class's
         # keys repeat (a convolution of whole numbers, probabilities such as 0.5)
         self.accepted: dict[tuple[Any, ...], list[str]] = {}
+        self.written: dict[tuple[Any, ...], tuple[str, str]] = {}  # a blank's, by name too
+        # a field's heading and blanks, and a question's feedback on mistakes, by what
+        # they show: the same in every variant of a question, but for a note or a decimal
+        self.fields: dict[tuple[Any, ...], str] = {}
+        self.feedback: dict[tuple[tuple[str, str], ...], tuple[str, str]] = {}
 
     def figure(self, tikz: str) -> str:
         return f'<img src="{FIGURE_BASE}{self.figures.name(tikz)}" alt="figure">'
@@ -189,8 +194,8 @@ class _Builder:
             responses, conditions = _numerical(q.entries[0])
         else:  # Canvas reads [name] as a blank: the text's own brackets are escaped
             text = _no_brackets(text) + "".join(self.blank_field(fb) for fb in q.fields)
-            responses, conditions = _blanks(q, self.accepted)
-        feedback_condition, feedback = _mistake_feedback(q)
+            responses, conditions = _blanks(q, self.accepted, self.written)
+        feedback_condition, feedback = self.mistake_feedback(q)
         return [f'<item ident="{ident}" title="{title}"><itemmetadata>{meta}</itemmetadata>'
                 f"<presentation>{_mattext(text)}", responses,
                 '</presentation><resprocessing><outcomes><decvar maxvalue="100" minvalue="0" '
@@ -198,12 +203,28 @@ class _Builder:
                 f"{feedback_condition}</resprocessing>{feedback}</item>"]
 
     def blank_field(self, fb: FieldBlanks) -> str:
-        note = ""
-        if not fb.entries[0].integer:
-            d = decimals_for(fb)
-            note = f" Give each number to {d} decimal place{'s' if d != 1 else ''}."
-        return (f"<p>{_no_brackets(field_heading(fb))}{note}</p>" +
-                layout(fb, lambda e: f"[{blank_id(e)}]"))
+        """A field's heading and its blanks, which name the entries, not their values."""
+        f = fb.field
+        d = None if fb.entries[0].integer else decimals_for(fb)
+        key = (f.name, f.label, repr(f.shape), fb.note, d)
+        known = self.fields.get(key)
+        if known is None:
+            note = f" Give each number to {d} decimal place{'s' if d != 1 else ''}." \
+                if d is not None else ""
+            known = self.fields[key] = (f"<p>{_no_brackets(field_heading(fb))}{note}</p>" +
+                                        layout(fb, lambda e: f"[{blank_id(e)}]"))
+        return known
+
+    def mistake_feedback(self, q: ExportQuestion) -> tuple[str, str]:
+        """The recognised mistakes, named in the feedback shown after a wrong answer: the
+        condition showing it, and the feedback ("", "" when there are none); written once
+        per list of mistakes named."""
+        seen = _mistakes_named(q)
+        key = tuple(seen.items())
+        known = self.feedback.get(key)
+        if known is None:
+            known = self.feedback[key] = _feedback(seen)
+        return known
 
 
 def _no_brackets(text: str) -> str:
@@ -228,10 +249,12 @@ def _numerical(e: Entry) -> tuple[str, str]:
     return response, conditions
 
 
-def _blanks(q: ExportQuestion, accepted: dict[tuple[Any, ...], list[str]]) -> tuple[str, str]:
+def _blanks(q: ExportQuestion, accepted: dict[tuple[Any, ...], list[str]],
+            written: dict[tuple[Any, ...], tuple[str, str]]) -> tuple[str, str]:
     """A ``response_lid`` per blank listing the texts it accepts (remembered in
     ``accepted``), and a condition per blank (any of them) adding its equal share of 100:
-    Canvas weighs a question's blanks equally."""
+    Canvas weighs a question's blanks equally. A blank's two parts are remembered in
+    ``written``: most of a class's blanks repeat one before them (a shape, a count)."""
     share = decimal_text(round(100 / len(q.entries), 4))
     lids, conditions = [], []
     for fb in q.fields:
@@ -239,11 +262,15 @@ def _blanks(q: ExportQuestion, accepted: dict[tuple[Any, ...], list[str]]) -> tu
         for e in fb.entries:
             name = blank_id(e)
             key = (e.value, e.margin, e.alternatives, e.integer, d)
-            texts = accepted.get(key)
-            if texts is None:
-                texts = accepted[key] = accepted_texts(e, d)
-            lids.append(_choices(name, len(texts)).format(*texts))
-            conditions.append(_any_of(name, len(texts), share))
+            parts = written.get((name, share, key))
+            if parts is None:
+                texts = accepted.get(key)
+                if texts is None:
+                    texts = accepted[key] = accepted_texts(e, d)
+                parts = written[name, share, key] = (
+                    _choices(name, len(texts)).format(*texts), _any_of(name, len(texts), share))
+            lids.append(parts[0])
+            conditions.append(parts[1])
     return "".join(lids), "".join(conditions)
 
 
@@ -268,13 +295,22 @@ def _any_of(name: str, n: int, share: str) -> str:
             f'<setvar varname="SCORE" action="Add">{share}</setvar></respcondition>')
 
 
-def _mistake_feedback(q: ExportQuestion) -> tuple[str, str]:
-    """The recognised mistakes, named in the feedback shown after a wrong answer: the
-    condition showing it, and the feedback ("", "" when there are none)."""
+def _mistakes_named(q: ExportQuestion) -> dict[str, str]:
+    """The feedback of each mistake some entry names, in the order the entries name them
+    (the walk stops once every mistake of the variant is named)."""
     seen: dict[str, str] = {}
-    for e in q.entries:
-        for w in e.mistakes:
-            seen.setdefault(w.name, w.feedback)
+    every = len(q.variant.mistakes)
+    for fb in q.fields:
+        for e in fb.entries:
+            for w in e.mistakes:
+                seen.setdefault(w.name, w.feedback)
+            if len(seen) == every:
+                return seen
+    return seen
+
+
+def _feedback(seen: dict[str, str]) -> tuple[str, str]:
+    """:meth:`_Builder.mistake_feedback` of the mistakes named."""
     if not seen:
         return "", ""
     items = "".join(f"<li>{html.escape(f)}</li>" for f in seen.values())

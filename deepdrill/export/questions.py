@@ -37,7 +37,8 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from itertools import repeat
+from itertools import chain, compress, count, repeat
+from operator import ne
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -215,7 +216,7 @@ def export_question(variant: Variant, label: str, points: float) -> ExportQuesti
 
 
 def _entries(f: Field, answer: Any, share: float, variant: Variant) -> tuple[Entry, ...]:
-    values = [float(v) for v in flatten(answer)]
+    values = _floats(answer)
     n = len(values)
     weights = list(f.entry_weights) if f.entry_weights is not None else [1.0] * n
     total = sum(weights) or 1.0
@@ -233,34 +234,55 @@ def _entries(f: Field, answer: Any, share: float, variant: Variant) -> tuple[Ent
                 for column in zip(values, *alternatives)]
     wrong: Any = repeat(())
     if mistakes:
-        named = [m for m, _ in mistakes]
-        wrong = [_wrong_answers(margin_at, column[0], m, named, column[1:])
-                 for column, m in zip(zip(values, *(vals for _, vals in mistakes)), margins)]
+        wrong = _wrong_answers(margin_at, values, margins, mistakes)
     return tuple(map(Entry, repeat(f.name), _indices(f.shape), values, repeat(integer), margins,
                      shares, alts, wrong))
+
+
+def _floats(value: Any) -> list[float]:
+    """``float`` of each leaf of a nested list, row-major (:func:`flatten`'s order); a
+    list of numbers and a list of lists of numbers without flatten's walk."""
+    if type(value) is list and value:
+        try:
+            if type(value[0]) is not list:
+                return list(map(float, value))
+            if all(type(row) is list for row in value):
+                return list(map(float, chain.from_iterable(value)))
+        except TypeError:  # deeper, or ragged: the walk
+            pass
+    return [float(v) for v in flatten(value)]
 
 
 def _flat_or_none(value: Any, n: int) -> list[float] | None:
     """A mistake's (or alternative's) value entry by entry, if it has the field's size."""
     try:
-        flat = [float(v) for v in flatten(value)]
+        flat = _floats(value)
     except (TypeError, ValueError):
         return None
     return flat if len(flat) == n and all(map(math.isfinite, flat)) else None
 
 
-def _wrong_answers(margin_at: Callable[[float], float], x: float, m: float,
-                   mistakes: Sequence[Any], values: Sequence[float]) -> tuple[WrongAnswer, ...]:
-    """The mistakes' values at one entry that the right answer's interval does not already
-    take, each once (the first mistake giving a value names it)."""
-    seen: set[float] = set()
-    out = []
-    for mk, v in zip(mistakes, values):
-        if abs(v - x) <= m or v in seen:
-            continue
-        seen.add(v)
-        out.append(WrongAnswer(v, margin_at(v), mk.name, mk.feedback))
-    return tuple(out)
+def _wrong_answers(margin_at: Callable[[float], float], values: Sequence[float],
+                   margins: Sequence[float], mistakes: Sequence[tuple[Any, Sequence[float]]]
+                   ) -> list[tuple[WrongAnswer, ...]]:
+    """At each entry, the mistakes' values that the right answer's interval does not
+    already take, each once (the first mistake giving a value names it). A mistake
+    usually changes a few entries: only those it changes are looked at."""
+    found: dict[int, list[tuple[Any, float]]] = {}
+    for mk, vals in mistakes:
+        for i, v, x, m in compress(zip(count(), vals, values, margins), map(ne, vals, values)):
+            if abs(v - x) > m:
+                found.setdefault(i, []).append((mk, v))
+    out: list[tuple[WrongAnswer, ...]] = [()] * len(values)
+    for i, named in found.items():
+        given: list[float] = []
+        wrong = []
+        for mk, v in named:
+            if v not in given:
+                given.append(v)
+                wrong.append(WrongAnswer(v, margin_at(v), mk.name, mk.feedback))
+        out[i] = tuple(wrong)
+    return out
 
 
 def _indices(shape: list) -> list[tuple[int, ...]]:
@@ -326,29 +348,43 @@ def layout(fb: FieldBlanks, blank: Callable[[Entry], str]) -> str:
     """HTML holding one input per entry, arranged like the field: a number alone, a row
     for a vector, a table for a matrix, a table per leading index beyond two dimensions,
     one row per item of a ragged list."""
-    shape, entries = fb.field.shape, list(fb.entries)
+    frame = layout_frame(fb.field.shape)
+    return "".join([*chain.from_iterable(zip(frame, map(blank, fb.entries))), frame[-1]])
+
+
+def layout_frame(shape: list) -> tuple[str, ...]:
+    """:func:`layout`'s HTML around the inputs of a field of this shape: the input of
+    entry ``k`` goes between ``frame[k]`` and ``frame[k + 1]``."""
+    return _frame_of(repr(shape))
+
+
+@functools.lru_cache(maxsize=1024)  # a class's fields have a few shapes
+def _frame_of(shape_repr: str) -> tuple[str, ...]:
+    import ast
+
+    shape = ast.literal_eval(shape_repr)
+    return tuple(_arrange(shape, [HOLE] * len(_indices_of(shape_repr))).split(HOLE))
+
+
+def _arrange(shape: list, cells: list[str]) -> str:
+    """The cells (one per entry, row-major) laid out as :func:`layout` says."""
     if not shape:
-        return blank(entries[0])
+        return cells[0]
     if is_ragged(shape):
         rows, k = [], 0
         for i, s in enumerate(shape):
             n = len(_indices(s))
-            rows.append([f"{i + 1}:"] + [blank(e) for e in entries[k:k + n]])
+            rows.append([f"{i + 1}:", *cells[k:k + n]])
             k += n
         return _table(rows, header_col=True)
     if len(shape) == 1:
-        return _table([[blank(e) for e in entries]])
+        return _table([cells])
     if len(shape) == 2:
         c = shape[1]
-        return _table([[blank(e) for e in entries[r * c:(r + 1) * c]] for r in range(shape[0])])
-    inner = len(entries) // shape[0]
-    parts = []
-    for k in range(shape[0]):
-        sub = FieldBlanks(Field(fb.field.name, fb.field.label, fb.field.kind, shape[1:],
-                                fb.field.tolerance), tuple(entries[k * inner:(k + 1) * inner]),
-                          None)
-        parts.append(f"<p>{k + 1}.</p>{layout(sub, blank)}")
-    return "".join(parts)
+        return _table([cells[r * c:(r + 1) * c] for r in range(shape[0])])
+    inner = len(cells) // shape[0]
+    return "".join(f"<p>{k + 1}.</p>{_arrange(shape[1:], cells[k * inner:(k + 1) * inner])}"
+                   for k in range(shape[0]))
 
 
 def _table(rows: list[list[str]], header_col: bool = False) -> str:

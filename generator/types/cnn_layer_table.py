@@ -345,18 +345,21 @@ class CnnLayerTable(Exercise):
     def problem(self, params):
         layers = parse_layers(params["layers"])
         first = next((x for x in layers if isinstance(x, (Dense, Flatten))), None)
-        table = trace(params["input_shape"], layers)
         blank = stored_blank(params)
-        given = blank.given_rows() if blank else ()
         labels = [label(x, blank.setting if blank and i == blank.layer else None)
                   for i, x in enumerate(layers, 1)]
+        given, stated = [""] * len(layers), {}
+        if blank:  # the sheet gives shapes only around a blank: no trace otherwise
+            table = trace(params["input_shape"], layers)
+            rows_given = blank.given_rows()
+            given = [latex.shape(r.output_shape) if i in rows_given else ""
+                     for i, r in enumerate(table, 1)]
+            stated = blank_stated(table[blank.layer - 1], blank, valid_values(table, blank))
         return {
             "input": latex.shape(params["input_shape"]),
             "layers": labels,
-            "given": [latex.shape(r.output_shape) if i in given else ""
-                      for i, r in enumerate(table, 1)],
-            "blank": blank_stated(table[blank.layer - 1], blank, valid_values(table, blank))
-            if blank else {},
+            "given": given,
+            "blank": stated,
             "kinds": sorted({x.kind for x in layers}),
             "pool_padding": any(isinstance(x, Pool) and "," in text
                                 for x, text in zip(layers, labels)),

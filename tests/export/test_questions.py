@@ -87,10 +87,11 @@ def test_qti_text_is_what_lxml_writes_for_the_same_tree():
 
 def test_remembered_accepted_texts_are_each_blanks_own():
     shared: dict = {}
+    written: dict = {}
     for seed in SEEDS:
         for type_id in ("conv2d_forward", "softmax", "batchnorm_forward", "cross_entropy"):
             q = export_question(make_variant(type_id, seed), "q1", 4)
-            assert _blanks(q, shared) == _blanks(q, {})
+            assert _blanks(q, shared, written) == _blanks(q, {}, {})
 
 
 @pytest.mark.parametrize("x", [0.5, -3.25, 1e-05, 1.5e-07, 123.456, 0.1 + 0.2, 1e22,
