@@ -475,7 +475,7 @@ def grade_files(key: Key, files: list[Path], max_bytes: int = MAX_BYTES,
     """
     tick = tick or (lambda n: None)
     workers = workers or os.cpu_count() or 1
-    with _key_out_of_gc():
+    with _key_out_of_gc(), no_gc_pauses():  # the results are all kept, and hold no cycles
         if workers > 1 and len(files) >= PARALLEL_FROM and \
                 "fork" in mp.get_all_start_methods():
             entries = _grade_in_workers(key, files, max_bytes, tick, workers)
@@ -545,6 +545,11 @@ def _start_worker(parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     die_with_parent(parent)
+    # No cyclic collection in a worker at all: what it keeps (its students' parsed
+    # variants) grows chunk by chunk and makes no cycles, and collections between chunks
+    # walked all of it again: 10,000 submissions took 5.7 s instead of 4.0 s. Its few
+    # cycles, if any, are freed when it exits at the end of the run.
+    gc.disable()
 
 
 def _mark_superseded(entries: list[Entry]) -> None:
