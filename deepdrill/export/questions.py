@@ -177,8 +177,8 @@ class ExportQuestion:
         if not self.left_out:
             return ""
         asked = " and ".join(html.escape(f.label) for f in self.left_out)
-        return (f"<p><em>Not answered in this quiz: {asked} (a formula, which this quiz "
-                f"cannot grade by its meaning); hand it in as your instructor says.</em></p>")
+        return (f"<p><em>Not answered in this quiz: {asked}. A quiz cannot grade a formula "
+                f"by its meaning; hand it in as your instructor says.</em></p>")
 
     def statement_parts(self, dollar: str = "$",
                         memo: dict[Any, Any] | None = None) -> StatementParts:
