@@ -17,8 +17,9 @@ from lxml import etree
 
 from deepdrill.cli import cli
 from deepdrill.export.moodle import bank_xml, category_path, cloze_numerical
-from deepdrill.export.questions import (ExportSet, export_question, integer_weights,
-                                        latex_to_html, margin, problem_latex, statement_html)
+from deepdrill.export.latex_html import latex_to_html
+from deepdrill.export.questions import (ExportSet, export_question, integer_weights, margin,
+                                        problem_latex, statement_html)
 from deepdrill.generator.exercise import all_types, make_variant
 from deepdrill.grader.batch import load_key
 from deepdrill.model.tolerance import Tolerance, entries_match

@@ -15,8 +15,9 @@ from lxml import etree
 
 from deepdrill.export.moodle import moodle_math
 from deepdrill.export.qti import _blanks, canvas_math, quiz_zip
+from deepdrill.export.latex_html import latex_to_html, translate
 from deepdrill.export.questions import (ExportSet, Statements, decimal_text, export_question,
-                                        integer_weights, latex_to_html, translate)
+                                        integer_weights)
 from deepdrill.generator.exercise import all_types, make_variant
 from deepdrill.generator.render import Question, environment
 
