@@ -240,7 +240,7 @@ class Steps:
             r = self.readings.get(name)
             if r is None:
                 continue
-            n = size(r.field.shape)
+            n = r.n or size(r.field.shape)  # (a field left blank was not read: n is 0)
             theirs = flat(value, n)
             if theirs is None:
                 masks[name] = SHAPE
