@@ -501,7 +501,6 @@ def _grade_file(key: Key, path: Path, max_bytes: int) -> Entry:
 _WORKER_KEY: Key | None = None  # set before forking: workers inherit the loaded key
 
 
-@no_gc_pauses()  # results hold no cycles; collections only walk a growing heap
 def _grade_chunk(paths: list[Path], max_bytes: int) -> list[Entry]:
     """A worker's share, packed: sending every field's result objects back to the parent
     cost more than grading them."""

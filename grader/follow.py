@@ -28,7 +28,7 @@ from deepdrill.model.fields import Field, Kind, flatten, shape_of, size
 from deepdrill.model.tolerance import MAX_EXACT, all_match, matches
 from deepdrill.model.variant import Mistake, Variant
 
-from .reading import Reading, bits, flat, parts, read_leaves, span
+from .reading import Reading, bits, flat, ones, parts, read_leaves, span
 
 
 
@@ -107,7 +107,7 @@ class Steps:
         # only the steps of entries not already right against the key, and what they read
         wanted = [(r, step, start, stop) for r in self.to_recompute
                   for step, (start, stop), _ in self.parts[r.field.name]
-                  if span(r.ok, start, stop) != (1 << (stop - start)) - 1]
+                  if span(r.ok, start, stop) != ones(stop - start)]
         needed = behind(self.by_name, [step for _, step, _, _ in wanted], self.given)[0]
         recomputed = self._rerun(graph=tuple(s for s in self.graph if s.name in needed))
         if recomputed is None:
@@ -133,7 +133,7 @@ class Steps:
         wrong_inputs = [name for name in inputs if not self._is_right(name)]
         if not wrong_inputs:
             r.rounded |= match << start
-        elif match and (match | ok) == (1 << (stop - start)) - 1:
+        elif match and (match | ok) == ones(stop - start):
             r.carried |= match << start
             r.consistent_with.update(self._as_fields(wrong_inputs, inputs))
 
@@ -144,7 +144,7 @@ class Steps:
         if r.ok is None:
             return False
         right = r.ok | (r.rounded or 0)
-        return span(right, start, stop) == (1 << (stop - start)) - 1
+        return span(right, start, stop) == ones(stop - start)
 
     def _as_fields(self, steps: list[str], used: list[str]) -> dict[str, Any]:
         """The student's values of some steps, named as the student knows them: a whole
@@ -246,7 +246,7 @@ class Steps:
                 masks[name] = SHAPE
             else:
                 want = r.want if r.want is not None else [float(x) for x in flatten(r.key_value)]
-                masks[name] = ~matches(r.field.tolerance, theirs, want) & ((1 << n) - 1)
+                masks[name] = ~matches(r.field.tolerance, theirs, want) & ones(n)
         return masks
 
     def _made(self, groups: list[tuple[str, ...]],

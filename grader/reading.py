@@ -57,7 +57,7 @@ class Reading:
     @property
     def all(self) -> int:
         """Every entry's bit."""
-        return (1 << self.n) - 1
+        return ones(self.n)
 
     @property
     def credited(self) -> int:
@@ -90,9 +90,14 @@ def bits(mask: int) -> list[int]:
     return out
 
 
+def ones(n: int) -> int:
+    """The mask of n entries, all set."""
+    return (1 << n) - 1
+
+
 def span(mask: int, start: int, stop: int) -> int:
     """Bits start..stop-1 of a mask, shifted down to 0."""
-    return (mask >> start) & ((1 << (stop - start)) - 1)
+    return (mask >> start) & ones(stop - start)
 
 
 def readable_bits(values: list[float]) -> int:

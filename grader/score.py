@@ -30,7 +30,7 @@ from deepdrill.model.fields import size
 from deepdrill.model.variant import Mistake, Variant
 
 from .follow import Steps
-from .reading import Reading, bits, formula_mistake, kind_of, read_field
+from .reading import Reading, bits, formula_mistake, kind_of, ones, read_field
 
 MAX_LISTED = 4  # wrong entries named in one feedback line
 
@@ -243,7 +243,7 @@ def _entry_feedback(shape: list, n: int, right: int, carried: int, errors: dict[
     if n > 1:
         parts.append(f"{right.bit_count()} of {n} entries correct" +
                      ("" if policy.per_entry else " (all needed for credit)"))
-    wrong = [i for i in bits(((1 << n) - 1) & ~right & ~carried) if i not in errors]
+    wrong = [i for i in bits(ones(n) & ~right & ~carried) if i not in errors]
     if wrong:
         listed = ", ".join(_index(i, shape) for i in wrong[:MAX_LISTED])
         more = f" and {len(wrong) - MAX_LISTED} more" if len(wrong) > MAX_LISTED else ""

@@ -18,7 +18,8 @@ from .numbers import NonFinite
 
 MAX_BYTES = 1_000_000  # default size limit of one submission file
 MAX_DEPTH = 16  # nesting of lists and objects; answers need at most 6
-_INT64 = -2.0 ** 63  # orjson reads integers from here up to 2^64 as integers
+# orjson reads whole numbers from -2^63 up to 2^64 as integers, any others as floats
+_WHOLE_FROM, _WHOLE_TO = -2.0 ** 63, 2.0 ** 64
 
 
 @dataclass
@@ -69,7 +70,7 @@ def _measure(data: Any) -> tuple[int, bool]:
     """How deeply lists and objects nest, and whether a float lies beyond 64-bit integers
     (one walk)."""
     if not isinstance(data, (list, dict)):
-        return 0, type(data) is float and not _INT64 <= data < -2 * _INT64
+        return 0, type(data) is float and not _WHOLE_FROM <= data < _WHOLE_TO
     deepest, beyond, stack = 0, False, [(data, 1)]
     while stack:
         value, level = stack.pop()
@@ -78,7 +79,7 @@ def _measure(data: Any) -> tuple[int, bool]:
         for child in value.values() if isinstance(value, dict) else value:
             if isinstance(child, (list, dict)):
                 stack.append((child, level + 1))
-            elif type(child) is float and not _INT64 <= child < -2 * _INT64:
+            elif type(child) is float and not _WHOLE_FROM <= child < _WHOLE_TO:
                 beyond = True
     return deepest, beyond
 
