@@ -89,6 +89,10 @@ class KeyStudent:
             self._variants = {k: Variant.from_json(v) for k, v in data["variants"].items()}
         return self._variants
 
+    def forget_variants(self) -> None:
+        """Drop the parsed variants (read again from the key line if needed)."""
+        self._variants = None
+
 
 @dataclass
 class Key:
@@ -504,8 +508,18 @@ _WORKER_KEY: Key | None = None  # set before forking: workers inherit the loaded
 def _grade_chunk(paths: list[Path], max_bytes: int) -> list[Entry]:
     """A worker's share, packed: sending every field's result objects back to the parent
     cost more than grading them."""
-    assert _WORKER_KEY is not None
-    return [_grade_file(_WORKER_KEY, p, max_bytes).pack() for p in paths]
+    key = _WORKER_KEY
+    assert key is not None
+    out = []
+    for p in paths:
+        out.append(_grade_file(key, p, max_bytes).pack())
+        # A student's parsed variants are not kept: a worker holding thousands of them
+        # touched fresh memory page by page (on 10,000 submissions, 0.35 s of system time
+        # and slower grading from the cold memory); a student graded twice is read twice.
+        for student in (key.students.get(out[-1].student_id or ""), key.by_file_stem(p.stem)):
+            if student is not None:
+                student.forget_variants()
+    return out
 
 
 def _grade_in_workers(key: Key, files: list[Path], max_bytes: int,
