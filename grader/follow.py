@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from deepdrill.generator.exercise import get, jsonable  # the grader may call a type's steps
+from deepdrill.generator.exercise import get  # the grader may call a type's steps
 from deepdrill.generator.steps import Graph, Slip, behind, frontier, index
 from deepdrill.model.fields import Field, Kind, flatten, shape_of, size
 from deepdrill.model.tolerance import MAX_EXACT, all_match, matches
@@ -80,13 +80,17 @@ class Steps:
         for r in self.readings.values():
             if r.values is None:
                 continue
-            dtype = np.int64 if r.field.kind is Kind.INTEGER else float
+            whole = r.field.kind is Kind.INTEGER
             for step, (start, stop), shape in self.parts[r.field.name]:
                 part = r.values[start:stop]
                 # not NaN, and no larger than a float holds exactly
                 if not all(-MAX_EXACT <= x <= MAX_EXACT for x in part):
                     continue
-                value = np.array(part, dtype=dtype)
+                if whole and len(shape) < 2:  # a count, or a shape [C, H, W]: as the
+                    # type's own solve passes them to its steps (Python ints, a tuple)
+                    given[step] = tuple(map(int, part)) if shape else int(part[0])
+                    continue
+                value = np.array(part, dtype=np.int64 if whole else float)
                 given[step] = value.reshape(shape) if shape else value[0]
         return given
 
@@ -153,12 +157,22 @@ class Steps:
         for step in steps:
             r, _, _ = self.where[step]
             if not r.field.parts:
-                out[r.field.name] = jsonable(self.given[step])
+                out[r.field.name] = self._as_json(step)
             elif all(p in used for p in r.field.parts):
-                out[r.field.name] = [jsonable(self.given[p]) for p in r.field.parts]
+                out[r.field.name] = [self._as_json(p) for p in r.field.parts]
             else:
-                out[f"{r.field.name}[{r.field.parts.index(step)}]"] = jsonable(self.given[step])
+                out[f"{r.field.name}[{r.field.parts.index(step)}]"] = self._as_json(step)
         return out
+
+    def _as_json(self, step: str) -> Any:
+        """A given step's value as JSON, from the student's numbers (what
+        :func:`~deepdrill.generator.exercise.jsonable` makes of it, without numpy)."""
+        r, (start, stop), shape = self.where[step]
+        part = r.values[start:stop]
+        if r.field.kind is Kind.INTEGER or all(x.is_integer() and -2**53 < x < 2**53
+                                                for x in part):
+            part = [int(x) for x in part]
+        return nest(part, shape) if shape else part[0]
 
     # -- naming mistakes -----------------------------------------------------------
 
@@ -285,6 +299,14 @@ class Steps:
                 return
             for r in best_fields:
                 r.mistake = best
+
+
+def nest(flat: list[Any], shape: list[int]) -> list[Any]:
+    """Row-major flat values as nested lists of a (rectangular) shape."""
+    if len(shape) == 1:
+        return flat
+    step = len(flat) // shape[0]
+    return [nest(flat[i:i + step], shape[1:]) for i in range(0, len(flat), step)]
 
 
 SHAPE = "shape"  # a mistake that changes a field's shape

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from deepdrill.generator.exercise import all_types, make_variant
 from deepdrill.grader.numbers import NonFinite
+from deepdrill.grader import score
 from deepdrill.grader.score import CreditPolicy, grade_question
 
 CONV = {"input": [[1, 2, 0], [0, 1, 3], [2, 1, 1]], "kernel": [[1, -1], [0, 2]]}
@@ -28,6 +29,15 @@ def test_right_answers_score_full_marks(type_id):
         r = grade_question(v, v.answers, 10)
         assert r.score == pytest.approx(10), (seed, {k: f.feedback for k, f in r.fields.items()})
         assert all(f.correct for f in r.fields.values())
+
+
+@pytest.mark.parametrize("type_id", TYPES)
+def test_the_key_handed_in_is_graded_as_reading_every_field_grades_it(type_id, monkeypatch):
+    """The shortcut for answers that are the key, JSON for JSON, changes no report."""
+    variants = [make_variant(type_id, seed) for seed in range(20)]
+    quick = [grade_question(v, v.answers, 7).to_json() for v in variants]
+    monkeypatch.setattr(score, "_is_the_key", lambda answers, variant: False)
+    assert quick == [grade_question(v, v.answers, 7).to_json() for v in variants]
 
 
 @pytest.mark.parametrize("type_id", TYPES)
