@@ -23,6 +23,7 @@ import contextlib
 import csv
 import datetime as dt
 import errno
+import functools
 import gc
 import io
 import math
@@ -66,7 +67,7 @@ class KeyQuestion:
     all_or_nothing: bool
     carry_forward: float = 1.0
 
-    @property
+    @functools.cached_property  # asked once per question of every submission
     def policy(self) -> CreditPolicy:
         return CreditPolicy(per_entry=not self.all_or_nothing, carry_forward=self.carry_forward)
 

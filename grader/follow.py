@@ -41,6 +41,7 @@ class Steps:
         self._graph: Graph | None = None
         self._touched_by: dict[str, frozenset[str]] = {}
         self._behind_field: dict[str, set[str]] = {}
+        self._json: dict[str, Any] = {}  # given steps' values as JSON, made once
         # a wrong field whose earlier fields (its own earlier items included) were given
         # other than the key's: what it should be from them is worth recomputing
         self.to_recompute = [r for r in readings.values() if r.wrong and any(
@@ -81,10 +82,12 @@ class Steps:
             if r.values is None:
                 continue
             whole = r.field.kind is Kind.INTEGER
+            values = r.values
+            # not NaN, and no larger than a float holds exactly (checked per step if not all)
+            fit = r.readable == r.all and (not values or max(map(abs, values)) <= MAX_EXACT)
             for step, (start, stop), shape in self.parts[r.field.name]:
-                part = r.values[start:stop]
-                # not NaN, and no larger than a float holds exactly
-                if not all(-MAX_EXACT <= x <= MAX_EXACT for x in part):
+                part = values[start:stop]
+                if not fit and not all(-MAX_EXACT <= x <= MAX_EXACT for x in part):
                     continue
                 if whole and len(shape) < 2:  # a count, or a shape [C, H, W]: as the
                     # type's own solve passes them to its steps (Python ints, a tuple)
@@ -158,7 +161,7 @@ class Steps:
             r, _, _ = self.where[step]
             if not r.field.parts:
                 out[r.field.name] = self._as_json(step)
-            elif all(p in used for p in r.field.parts):
+            elif used_all(r.field.parts, used):
                 out[r.field.name] = [self._as_json(p) for p in r.field.parts]
             else:
                 out[f"{r.field.name}[{r.field.parts.index(step)}]"] = self._as_json(step)
@@ -167,12 +170,15 @@ class Steps:
     def _as_json(self, step: str) -> Any:
         """A given step's value as JSON, from the student's numbers (what
         :func:`~deepdrill.generator.exercise.jsonable` makes of it, without numpy)."""
+        if step in self._json:
+            return self._json[step]
         r, (start, stop), shape = self.where[step]
         part = r.values[start:stop]
         if r.field.kind is Kind.INTEGER or all(x.is_integer() and -2**53 < x < 2**53
                                                 for x in part):
             part = [int(x) for x in part]
-        return nest(part, shape) if shape else part[0]
+        value = self._json[step] = nest(part, shape) if shape else part[0]
+        return value
 
     # -- naming mistakes -----------------------------------------------------------
 
@@ -299,6 +305,13 @@ class Steps:
                 return
             for r in best_fields:
                 r.mistake = best
+
+
+def used_all(parts: tuple[str, ...], used: list[str]) -> bool:
+    """Whether every one of a field's parts is among the steps used."""
+    if len(parts) > len(used):
+        return False
+    return set(used).issuperset(parts)
 
 
 def nest(flat: list[Any], shape: list[int]) -> list[Any]:

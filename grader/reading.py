@@ -22,6 +22,7 @@ from .numbers import NonFinite, NotANumber, parse_integer, parse_number
 
 MAX_ECHO = 2000  # leaves of a given value echoed back in the report
 _PLAIN = (int, float)
+_PLAIN_TYPES = frozenset(_PLAIN)
 
 
 @dataclass
@@ -81,13 +82,7 @@ class Reading:
 
 def bits(mask: int) -> list[int]:
     """The indices of a bitmask's set bits, in order."""
-    out, i = [], 0
-    while mask:
-        if mask & 1:
-            out.append(i)
-        mask >>= 1
-        i += 1
-    return out
+    return [i for i, b in enumerate(bin(mask)[:1:-1]) if b == "1"] if mask > 0 else []
 
 
 def ones(n: int) -> int:
@@ -294,16 +289,14 @@ def flat(value: Any, n: int) -> list[float] | None:
     if type(value) in _PLAIN:
         return [float(value)] if n == 1 else None
     if type(value) is list:  # JSON: numbers, or lists of numbers (a matrix, ragged rows)
-        out = []
+        items: list[Any] = []
         for v in value:
-            if type(v) in _PLAIN:
-                out.append(float(v))
-            elif type(v) is list and all(type(x) in _PLAIN for x in v):
-                out.extend(float(x) for x in v)
+            if type(v) is list:
+                items += v
             else:
-                break
-        else:
-            return out if len(out) == n else None
+                items.append(v)
+        if _PLAIN_TYPES.issuperset(map(type, items)):  # (no deeper lists, no text, no bools)
+            return list(map(float, items)) if len(items) == n else None
     try:
         if isinstance(value, (list, tuple)) and any(isinstance(v, (list, tuple, np.ndarray))
                                                     for v in value):

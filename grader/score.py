@@ -65,11 +65,14 @@ class FieldResult:
     carried_entries: list[int] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        out = {"correct": self.correct, "score": round(self.score, 4),
-               "max_score": round(self.max_score, 4), "expected": self.expected,
-               "given": self.given, "feedback": self.feedback, "mistake": self.mistake}
+        top = _ROUNDED.get(self.max_score) or rounded(self.max_score)
+        score = top if self.score == self.max_score else \
+            _ROUNDED.get(self.score) or rounded(self.score)
+        out = {"correct": self.correct, "score": score, "max_score": top,
+               "expected": self.expected, "given": self.given, "feedback": self.feedback,
+               "mistake": self.mistake}
         if self.carried:
-            out["carried_forward"] = round(self.carried, 4)
+            out["carried_forward"] = rounded(self.carried)
             out["consistent_with"] = self.consistent_with
         if self.wrong_entries is not None:
             out["wrong_entries"] = self.wrong_entries
@@ -83,16 +86,31 @@ class QuestionResult:
     max_score: float
     fields: dict[str, FieldResult]
     notes: list[str] = field(default_factory=list)
+    carried: float = field(init=False)  # the part of ``score`` earned by carried-forward credit
 
-    @property
-    def carried(self) -> float:
-        return sum(f.carried for f in self.fields.values())
+    def __post_init__(self) -> None:
+        self.carried = sum(f.carried for f in self.fields.values())
 
     def to_json(self) -> dict[str, Any]:
-        return {"score": round(self.score, 4), "max_score": round(self.max_score, 4),
-                "carried_forward": round(self.carried, 4),
+        return {"score": rounded(self.score), "max_score": rounded(self.max_score),
+                "carried_forward": rounded(self.carried),
                 "fields": {k: v.to_json() for k, v in self.fields.items()},
                 "notes": self.notes}
+
+
+_ROUNDED: dict[float, float] = {}
+
+
+def rounded(x: float) -> float:
+    """``round(x, 4)`` as reports give scores, remembered: a class's scores are a few
+    hundred distinct numbers, and rounding one is slow. (Zero is not remembered: -0.0
+    would be taken for 0.0; look it up with ``_ROUNDED.get(x) or rounded(x)``.)"""
+    r = round(x, 4)
+    if x:
+        if len(_ROUNDED) >= 4096:
+            _ROUNDED.clear()
+        _ROUNDED[x] = r
+    return r
 
 
 def grade_question(variant: Variant, answers: Any, points: float,
@@ -191,6 +209,8 @@ def _weight(mask: int, weights: tuple[float, ...] | None) -> float:
     """The summed weight of a mask's entries (each weighs 1 without entry weights)."""
     if weights is None:
         return float(mask.bit_count())
+    if mask == ones(len(weights)):
+        return pairwise_sum(weights)
     return pairwise_sum([weights[i] for i in bits(mask)])
 
 

@@ -7,6 +7,7 @@ Nothing here raises on a student's file: every problem becomes a message on the
 from __future__ import annotations
 
 import json
+import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,16 +38,21 @@ def read_submission(path: Path, max_bytes: int = MAX_BYTES) -> Submission:
     too_large = (f"file is over the {max_bytes:,}-byte limit (raise it with --max-bytes if "
                  f"this is genuine)")
     try:
-        info = path.stat()
-        sub.mtime = info.st_mtime
-        if not stat.S_ISREG(info.st_mode):  # a FIFO or /dev/zero would be read forever
-            sub.error = "not a regular file (a pipe, a device or a folder); not read"
-            return sub
-        if info.st_size > max_bytes:
-            sub.error = too_large.replace("file is over", f"file is {info.st_size:,} bytes, over")
-            return sub
-        with path.open("rb") as fh:  # the limit holds while reading: the file may grow
-            raw = fh.read(max_bytes + 1)
+        # opened without waiting (a FIFO would wait for a writer), then looked at
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            info = os.fstat(fd)
+            sub.mtime = info.st_mtime
+            if not stat.S_ISREG(info.st_mode):  # a FIFO or /dev/zero would be read forever
+                sub.error = "not a regular file (a pipe, a device or a folder); not read"
+                return sub
+            if info.st_size > max_bytes:
+                sub.error = too_large.replace("file is over",
+                                              f"file is {info.st_size:,} bytes, over")
+                return sub
+            raw = _read_up_to(fd, max_bytes + 1)  # the limit holds: the file may grow
+        finally:
+            os.close(fd)
         if len(raw) > max_bytes:
             sub.error = too_large
             return sub
@@ -59,6 +65,18 @@ def read_submission(path: Path, max_bytes: int = MAX_BYTES) -> Submission:
     elif data is not None:
         _read_structure(data, sub)
     return sub
+
+
+def _read_up_to(fd: int, limit: int) -> bytes:
+    """Up to ``limit`` bytes of an open file (os.read may return less than asked)."""
+    chunks = []
+    while limit > 0:
+        chunk = os.read(fd, limit)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        limit -= len(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def depth(data: Any) -> int:

@@ -345,7 +345,7 @@ def test_a_folder_that_cannot_be_listed_is_reported_never_left_out(tmp_path, key
 def test_an_unreadable_file_is_reported_with_its_reason(tmp_path, key, request, how):
     d = tmp_path / "subs"
     path = put_json(d, "s001.json", {"student_id": "s001", "answers": {}})
-    forbid(request, how, path, Path, "open")
+    forbid(request, how, path, os, "open")
     try:
         report = grade_files(key, collect_files([d])[0], workers=1)
     finally:
