@@ -32,7 +32,7 @@ import os
 import signal
 import stat
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,12 +46,15 @@ from deepdrill.heap import no_gc_pauses
 from deepdrill.model.key import key_lines
 from deepdrill.model.variant import Variant
 
-from .score import CreditPolicy, QuestionResult, grade_question
+from .score import CreditPolicy, QuestionResult, grade_question, rounded
 from .submission import MAX_BYTES, Submission, read_submission
 
 REPORT_FORMAT = "deepdrill-report/1"
 PARALLEL_FROM = 100  # files; fewer are graded faster in this process than by forking workers
-CHUNKS_PER_WORKER = 8  # chunks per worker: small enough that the last ones end together
+# Chunks shrink as the work runs out (each a 1/(CHUNK_SHARE * workers) share of what is left,
+# down to SMALLEST_CHUNK files): few chunks to send, and the last ones end together.
+CHUNK_SHARE = 4
+SMALLEST_CHUNK = 20
 LOCK_FILE = LOCK  # in --out: one deepdrill run at a time writes there
 LOCK_WAIT_S = 5.0  # a second grader into the same --out waits this long, then refuses
 REPORT_FILES = ("report.json", "grades.csv")  # replaced in this order: grades.csv last
@@ -440,7 +443,7 @@ class Report:
 
     def _row(self, sid: str, name: str, status: str, e: Entry | None,
              notes: Iterable[str] = (), file: str | None = None) -> dict[str, Any]:
-        scores = {q.label: round(e.score_of(q.label), 4) if e else 0.0
+        scores = {q.label: rounded(e.score_of(q.label)) if e else 0.0
                   for q in self.key.questions}
         carried = e.carried if e else 0.0
         return {"id": sid, "name": name, "status": status,
@@ -526,8 +529,7 @@ def _grade_chunk(paths: list[Path], max_bytes: int) -> list[Entry]:
 def _grade_in_workers(key: Key, files: list[Path], max_bytes: int,
                       tick: Callable[[int], None], workers: int) -> list[Entry]:
     global _WORKER_KEY
-    size = math.ceil(len(files) / (workers * CHUNKS_PER_WORKER))
-    chunks = [files[i:i + size] for i in range(0, len(files), size)]
+    chunks = shrinking_chunks(files, workers)
     _WORKER_KEY = key
     try:
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"),
@@ -542,6 +544,17 @@ def _grade_in_workers(key: Key, files: list[Path], max_bytes: int,
             return [e for f in futures for e in f.result()]
     finally:
         _WORKER_KEY = None
+
+
+def shrinking_chunks(files: list[Path], workers: int) -> list[list[Path]]:
+    """The files in order, in chunks that shrink as fewer are left (guided scheduling: with
+    equal chunks, one worker idled while the other finished the last)."""
+    chunks, start = [], 0
+    while start < len(files):
+        size = max(SMALLEST_CHUNK, math.ceil((len(files) - start) / (CHUNK_SHARE * workers)))
+        chunks.append(files[start:start + size])
+        start += size
+    return chunks
 
 
 def _stop_now(pool: ProcessPoolExecutor) -> None:
@@ -612,14 +625,22 @@ def write_reports(report: Report, out: Path) -> tuple[Path, Path]:
     files untouched and no temporary file left behind.
     """
     rows = report.student_rows()  # once for both files: a row per student of the class
-    contents = {"report.json": orjson.dumps(report.to_json(rows)) + b"\n",
-                "grades.csv": grades_csv(report, rows).encode("utf-8")}
+    report_json = orjson.dumps(report.to_json(rows), option=orjson.OPT_APPEND_NEWLINE)
     temps: list[Path] = []
     replaced: list[str] = []
     with out_locked(out):
         try:
-            for name in REPORT_FILES:
-                temps.append(temp_beside(out / name, contents[name]))
+            # report.json (a class's is tens of MB) goes to disk while grades.csv is made
+            with ThreadPoolExecutor(1) as pool:
+                writing = pool.submit(temp_beside, out / REPORT_FILES[0], report_json)
+                try:
+                    grades = grades_csv(report, rows).encode("utf-8")
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        temps.append(writing.result())  # to be removed below
+                    raise
+                temps.append(writing.result())  # (raises what writing it raised: a full disk)
+            temps.append(temp_beside(out / REPORT_FILES[1], grades))
             for tmp, name in zip(temps, REPORT_FILES):
                 os.replace(tmp, out / name)
                 replaced.append(name)

@@ -23,9 +23,10 @@ from .numbers import NonFinite, NotANumber, parse_integer, parse_number
 MAX_ECHO = 2000  # leaves of a given value echoed back in the report
 _PLAIN = (int, float)
 _PLAIN_TYPES = frozenset(_PLAIN)
+_WHOLE_ONLY = frozenset((int,))
 
 
-@dataclass
+@dataclass(slots=True)
 class Reading:
     """A student's value of one field, read against the key.
 
@@ -149,6 +150,9 @@ def _nested_alike(given: Any, expected: Any, leaves: list[Any]) -> bool:
         return type(given) is not list
     if type(given) is not list or len(given) != len(expected):
         return False
+    if list not in set(map(type, expected)):  # a list of numbers (the innermost level)
+        leaves += expected
+        return list not in set(map(type, given))
     return all(_nested_alike(g, e, leaves) for g, e in zip(given, expected))
 
 
@@ -201,6 +205,10 @@ def conform(given: Any, want_shape: list) -> Any | None:
 def read_leaves(f: Field, leaves: list[Any]) -> tuple[list[float], dict[int, str]]:
     """Each leaf as a float (NaN where unreadable), and the messages for the unreadable ones."""
     whole = f.kind is Kind.INTEGER
+    types = set(map(type, leaves))
+    if types <= _WHOLE_ONLY if whole else types <= _PLAIN_TYPES:  # JSON numbers (no bools)
+        if leaves and -MAX_EXACT <= min(leaves) and max(leaves) <= MAX_EXACT:
+            return list(map(float, leaves)), {}  # (an inf would fail the range)
     parse = parse_integer if whole else parse_number
     out: list[float] = []
     errors: dict[int, str] = {}
@@ -246,6 +254,10 @@ def echo_value(value: Any, leaves: list[Any] | None = None) -> Any:
     leaves = flatten(value) if leaves is None else leaves
     if len(leaves) > MAX_ECHO:
         return f"<{describe_given(value)}, not shown>"
+    types = set(map(type, leaves))
+    if types <= _PLAIN_TYPES and (int not in types or leaves and
+                                  -2 ** 63 <= min(leaves) and max(leaves) < 2 ** 63):
+        return value  # plain numbers that JSON tools keep (the common case)
     if all(_kept(v) for v in leaves):
         return value  # the common case: plain numbers and short strings, kept as given
     return [echo_value(v) for v in value]
