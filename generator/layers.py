@@ -392,14 +392,15 @@ def layer_steps(layer: Layer, before: str, tag: Any, where: str) -> Graph:
 
 
 def chain_steps(layers: Sequence[Layer], before: str = "input_shape",
-                branch: int | None = None) -> Graph:
+                branch: int | None = None, first: int = 1) -> Graph:
     """The steps of layers applied one after the other to the shape named ``before``.
 
     Layer i's steps are tagged ``i`` (``shape_3``), or ``b.i`` in branch b
-    (``shape_2.1``), and errors name the layer as "layer i" or "branch b, layer i".
+    (``shape_2.1``), and errors name the layer as "layer i" or "branch b, layer i";
+    the layers are numbered from ``first``.
     """
     steps: list[Step] = []
-    for layer, (tag, where) in zip(layers, _labels(len(layers), branch)):
+    for layer, (tag, where) in zip(layers, _labels(len(layers), branch, first)):
         steps += layer_steps(layer, before, tag, where)
         before = names(tag).shape
     return tuple(steps)
@@ -413,11 +414,11 @@ def swaps(layers: Sequence[Layer], step: str, fn: Callable[..., Any],
             for layer, (tag, where) in zip(layers, _labels(len(layers), branch)) if which(layer)}
 
 
-def _labels(n: int, branch: int | None) -> list[tuple[Any, str]]:
+def _labels(n: int, branch: int | None, first: int = 1) -> list[tuple[Any, str]]:
     """Each layer's tag and how errors name it."""
     if branch is None:
-        return [(i, f"layer {i}") for i in range(1, n + 1)]
-    return [(f"{branch}.{i}", f"branch {branch}, layer {i}") for i in range(1, n + 1)]
+        return [(i, f"layer {i}") for i in range(first, first + n)]
+    return [(f"{branch}.{i}", f"branch {branch}, layer {i}") for i in range(first, first + n)]
 
 
 # Counts as students miscount them (swapped in by the types' slips).

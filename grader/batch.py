@@ -44,7 +44,7 @@ from deepdrill.errors import DeepdrillError
 from deepdrill.files import LOCK, die_with_parent, locked, remove_temps, temp_beside
 from deepdrill.heap import no_gc_pauses
 from deepdrill.model.key import key_lines
-from deepdrill.model.variant import Variant
+from deepdrill.model.variant import StoredVariant, Variant
 
 from .score import CreditPolicy, QuestionResult, grade_question, rounded
 from .submission import MAX_BYTES, Submission, read_submission
@@ -90,7 +90,7 @@ class KeyStudent:
             data = self.raw if isinstance(self.raw, dict) else orjson.loads(self.raw)
             if data.get("id") != self.id:
                 raise DeepdrillError(f"the key's line for {self.id} holds {data.get('id')!r}")
-            self._variants = {k: Variant.from_json(v) for k, v in data["variants"].items()}
+            self._variants = {k: StoredVariant.read(v) for k, v in data["variants"].items()}
         return self._variants
 
     def forget_variants(self) -> None:
@@ -319,12 +319,16 @@ class Entry:
     # report already serialised (what a worker sends back instead of every field's objects).
     totals: dict[str, tuple[float, float]] = field(default_factory=dict)
     questions_json: bytes | None = None
+    # and the row's numbers as reports round them: per question, the total, carried forward
+    shown: tuple[dict[str, float], float, float] | None = None
 
     def pack(self) -> "Entry":
         """Serialise the per-field results now; keep only what the class report needs."""
         self.totals = {k: (q.score, q.carried) for k, q in self.questions.items()}
         self.questions_json = orjson.dumps({k: q.to_json() for k, q in self.questions.items()})
         self.questions = {}
+        self.shown = ({k: rounded(score) for k, (score, _) in self.totals.items()},
+                      rounded(self.score), rounded(self.carried))
         return self
 
     def score_of(self, label: str) -> float:
@@ -443,13 +447,18 @@ class Report:
 
     def _row(self, sid: str, name: str, status: str, e: Entry | None,
              notes: Iterable[str] = (), file: str | None = None) -> dict[str, Any]:
-        scores = {q.label: rounded(e.score_of(q.label)) if e else 0.0
-                  for q in self.key.questions}
-        carried = e.carried if e else 0.0
+        if e is None:
+            scores, total, carried = {q.label: 0.0 for q in self.key.questions}, 0.0, 0.0
+        elif e.shown is not None:  # rounded by the worker that graded it
+            each, total, carried = e.shown
+            scores = {q.label: each.get(q.label, 0.0) for q in self.key.questions}
+        else:
+            scores = {q.label: rounded(e.score_of(q.label)) for q in self.key.questions}
+            total, carried = rounded(e.score), rounded(e.carried)
         return {"id": sid, "name": name, "status": status,
                 "file": file if file is not None else e.file if e else "",
-                "total": round(e.score, 4) if e else 0.0, "carried_forward": round(carried, 4),
-                "questions": scores, "notes": list(notes)}
+                "total": total, "carried_forward": carried, "questions": scores,
+                "notes": list(notes)}
 
     def status_counts(self) -> dict[str, int]:
         statuses: dict[str, int] = {}

@@ -196,20 +196,24 @@ class Steps:
         # slips' order: a slip (or pair) is judged by the entries its stored answers
         # change before the type's slips are even asked for, and re-run only if it could
         # be what the student did (this keeps grading fast for answers nothing explains).
-        changes: dict[str, dict[str, Any]] = {}
+        changes: dict[tuple[str, str], Any] = {}
 
-        def masks(group: tuple[Mistake, ...]) -> list[dict[str, Any]]:
+        def masks(group: tuple[Mistake, ...], r: Reading) -> list[Any]:
+            out = []
             for m in group:
-                if m.name not in changes:
-                    changes[m.name] = self._changes(m)
-            return [changes[m.name] for m in group]
+                at = (m.name, r.field.name)
+                if at not in changes:
+                    changes[at] = self._changes(m, r)
+                out.append(changes[at])
+            return out
 
         for size_, test in ((1, _could_explain), (2, _each_could_explain)):
             plausible: list[tuple[str, ...]] = []
             for r in open_:
                 for g in itertools.combinations(self.variant.mistakes, size_):
                     names = tuple(m.name for m in g)
-                    if names not in plausible and test(r, masks(g)) and self._reach(names, r):
+                    if names not in plausible and test(r, masks(g, r)) and \
+                            self._reach(names, r):
                         plausible.append(names)
             self._assign(open_, self._made(plausible, [r.field for r in open_]))
             open_ = [r for r in open_ if r.mistake is None]
@@ -250,33 +254,35 @@ class Steps:
             return frozenset(params)
         return frozenset(slip.swaps) | {k for k, v in changed.items() if params.get(k) != v}
 
-    def _changes(self, m: Mistake) -> dict[str, Any]:
-        """Per field a stored mistake changes: the entries it changes (a boolean mask), or
-        SHAPE when it changes the field's shape. A slip (or pair) that does not change an
-        entry a student got wrong, or changes one they got right, cannot be what they did:
-        such groups are not re-run (this keeps grading fast for answers no mistake explains)."""
-        masks: dict[str, Any] = {}
-        for name, value in m.answers.items():
-            r = self.readings.get(name)
-            if r is None:
-                continue
-            n = r.n or size(r.field.shape)  # (a field left blank was not read: n is 0)
-            theirs = flat(value, n)
-            if theirs is None:
-                masks[name] = SHAPE
-            else:
-                want = r.want if r.want is not None else [float(x) for x in flatten(r.key_value)]
-                masks[name] = ~matches(r.field.tolerance, theirs, want) & ones(n)
-        return masks
+    def _changes(self, m: Mistake, r: Reading) -> Any:
+        """The entries of a field that a stored mistake changes (a mask; None if it changes
+        none, SHAPE when it changes the field's shape). A slip (or pair) that does not
+        change an entry a student got wrong, or changes one they got right, cannot be what
+        they did: such groups are not re-run (this keeps grading fast for answers no
+        mistake explains)."""
+        value = m.answers.get(r.field.name)
+        if value is None:
+            return None
+        n = r.n or size(r.field.shape)  # (a field left blank was not read: n is 0)
+        theirs = flat(value, n)
+        if theirs is None:
+            return SHAPE
+        want = r.want if r.want is not None else [float(x) for x in flatten(r.key_value)]
+        return ~matches(r.field.tolerance, theirs, want) & ones(n)
 
     def _made(self, groups: list[tuple[str, ...]],
               fields: list[Field]) -> list[tuple[Mistake, dict]]:
         """What the student's fields would be had they made each group of slips (on their
         own values of the other steps)."""
-        out = []
+        out: list[tuple[Mistake, dict]] = []
+        if not groups:
+            return out
+        # only the steps these fields read (a slip that changes parameters re-runs all)
+        needed = behind(self.by_name, [step for f in fields for step in f.steps], self.given)[0]
+        part = tuple(s for s in self.graph if s.name in needed)
         for names in groups:
             group = tuple(self.slips[n] for n in names)
-            values = self._rerun(tuple(group))
+            values = self._rerun(group, part)
             if values is None:
                 continue
             try:
@@ -326,29 +332,28 @@ SHAPE = "shape"  # a mistake that changes a field's shape
 PAIR_MEETS_KEY = 0.25  # at most this share of what a pair's slips change may equal the key
 
 
-def _could_explain(r: Reading, changes: list[dict[str, Any]]) -> bool:
+def _could_explain(r: Reading, changes: list[Any]) -> bool:
     """Whether one slip, changing these entries, could give what the student wrote in
     ``r``: it changes every entry they got wrong and none they got right (a slip gives the
     key wherever it changes nothing)."""
-    mask = changes[0].get(r.field.name)
+    mask = changes[0]
     if r.shape_problem or mask is SHAPE:
         return bool(r.shape_problem) and mask is SHAPE
     wrong = r.wrong
     return mask is not None and bool(wrong) and not wrong & ~mask and not r.ok & mask
 
 
-def _each_could_explain(r: Reading, changes: list[dict[str, Any]]) -> bool:
+def _each_could_explain(r: Reading, changes: list[Any]) -> bool:
     """For a pair: each slip changes some entry the student got wrong, and few of the
     entries either changes were answered right. (Two slips can interact: where their
     changes cancel, a pair meets the key again, so this is no exact rule; a student with
     one slip of the pen in a field the pair changes all over is not worth a re-run.)"""
     if r.shape_problem:
-        return any(c.get(r.field.name) is SHAPE for c in changes)
+        return any(c is SHAPE for c in changes)
     wrong = r.wrong
-    masks = [c.get(r.field.name) for c in changes]
-    if not wrong or not all(m is not None and (m is SHAPE or m & wrong) for m in masks):
+    if not wrong or not all(m is not None and (m is SHAPE or m & wrong) for m in changes):
         return False
-    arrays = [m for m in masks if m is not SHAPE]
+    arrays = [m for m in changes if m is not SHAPE]
     changed = functools.reduce(operator.or_, arrays) if arrays else wrong
     return (r.ok & changed).bit_count() <= PAIR_MEETS_KEY * changed.bit_count()
 

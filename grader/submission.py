@@ -21,6 +21,7 @@ MAX_BYTES = 1_000_000  # default size limit of one submission file
 MAX_DEPTH = 16  # nesting of lists and objects; answers need at most 6
 # orjson reads whole numbers from -2^63 up to 2^64 as integers, any others as floats
 _WHOLE_FROM, _WHOLE_TO = -2.0 ** 63, 2.0 ** 64
+_NUMBERS = frozenset((int, float))
 
 
 @dataclass
@@ -86,7 +87,8 @@ def depth(data: Any) -> int:
 
 def _measure(data: Any) -> tuple[int, bool]:
     """How deeply lists and objects nest, and whether a float lies beyond 64-bit integers
-    (one walk)."""
+    (one walk; in a list of numbers, any number beyond them says so: orjson gives no such
+    integer, and re-reading with ``json`` is right either way)."""
     if not isinstance(data, (list, dict)):
         return 0, type(data) is float and not _WHOLE_FROM <= data < _WHOLE_TO
     deepest, beyond, stack = 0, False, [(data, 1)]
@@ -94,7 +96,13 @@ def _measure(data: Any) -> tuple[int, bool]:
         value, level = stack.pop()
         if level > deepest:
             deepest = level
-        for child in value.values() if isinstance(value, dict) else value:
+        items = value.values() if isinstance(value, dict) else value
+        kinds = set(map(type, items))
+        if kinds <= _NUMBERS:  # the common case, a list of numbers, checked at C speed
+            if float in kinds and not beyond:
+                beyond = not (_WHOLE_FROM <= min(items) and max(items) < _WHOLE_TO)
+            continue
+        for child in items:
             if isinstance(child, (list, dict)):
                 stack.append((child, level + 1))
             elif type(child) is float and not _WHOLE_FROM <= child < _WHOLE_TO:

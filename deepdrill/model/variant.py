@@ -9,6 +9,7 @@ them again; the grader may re-run the type's pure steps on a student's values.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,3 +77,23 @@ class Variant:
             mistakes=tuple(Mistake.from_json(m) for m in data.get("mistakes", [])),
             version=data.get("version", 1),
         )
+
+
+class StoredVariant(Variant):
+    """A variant as a grader reads it from a key: the same, except that its mistakes become
+    objects only when first asked for. A grader asks for them only for a wrong answer,
+    and most answers of a class are not; a key holds some twenty mistakes per student."""
+
+    @classmethod
+    def read(cls, data: dict[str, Any]) -> "StoredVariant":
+        v = object.__new__(cls)
+        v.__dict__.update(type=data["type"], seed=data["seed"], params=data["params"],
+                          answers=data["answers"],
+                          fields=tuple(Field.from_json(f) for f in data["fields"]),
+                          version=data.get("version", 1), values=None,
+                          _mistakes_json=data.get("mistakes", ()))
+        return v
+
+    @functools.cached_property
+    def mistakes(self) -> tuple[Mistake, ...]:  # type: ignore[override]
+        return tuple(Mistake.from_json(m) for m in self.__dict__["_mistakes_json"])

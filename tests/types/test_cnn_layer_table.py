@@ -618,3 +618,15 @@ def test_the_strips_compile(tmp_path):
                  for i, o in enumerate([{}, {"blank": "any"}, {"multiplications": True}], 1)]
     pdf = compile_tex(render_document([Sheet("T", "C", questions)], True), tmp_path)
     assert pdf.stat().st_size > 0
+
+
+def test_the_graph_of_stored_strings_is_the_tables_graph():
+    """graph() puts stored networks together from steps cached per row: the same steps."""
+    from deepdrill.generator.layers import parse_layers
+    from deepdrill.generator.types import cnn_layer_table
+    for seed in range(200):
+        for mults in (False, True):
+            p = make_variant("cnn_layer_table", seed, options={"multiplications": mults}).params
+            assert all(type(x) is str for x in p["layers"])
+            assert get("cnn_layer_table").graph(p) == \
+                cnn_layer_table.table_graph(parse_layers(p["layers"])), seed

@@ -334,3 +334,14 @@ def test_the_figures_compile(tmp_path):
                      ["CONV1-2", "CONV5-4"]]}))]
     pdf = compile_tex(render_document([Sheet("T", "C", questions)], False), tmp_path)
     assert pdf.stat().st_size > 0
+
+
+def test_the_graph_of_stored_strings_is_the_modules_graph():
+    """graph() puts stored modules together from steps cached per branch: the same steps."""
+    from deepdrill.generator.types import conv_cost
+    for seed in range(200):
+        for compare in (False, True):
+            p = make_variant("conv_cost", seed, options={"compare": compare}).params
+            assert all(type(x) is str for b in p["branches"] for x in b)
+            branches = tuple(conv_cost.computed(b) for b in conv_cost._parse_branches(p["branches"]))
+            assert get("conv_cost").graph(p) == conv_cost.module_graph(branches, compare), seed
