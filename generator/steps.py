@@ -125,9 +125,14 @@ def frontier(graph: Iterable[Step] | Mapping[str, Step], name: str,
     """The given steps that ``name``'s recomputed value depends on: walking back from
     its inputs, stopping at each given step (whatever lies behind it is not used)."""
     by_name = graph if isinstance(graph, Mapping) else index(graph)
+    if name not in by_name:
+        return []
+    inputs = by_name[name].inputs
+    if all(i in given or i not in by_name for i in inputs):  # nothing to walk through
+        return list(dict.fromkeys(i for i in inputs if i in given))
     seen: set[str] = set()
     found: list[str] = []
-    stack = list(reversed(by_name[name].inputs)) if name in by_name else []
+    stack = list(reversed(inputs))
     while stack:
         n = stack.pop()
         if n in seen:

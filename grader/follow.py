@@ -42,6 +42,7 @@ class Steps:
         self._touched_by: dict[str, frozenset[str]] = {}
         self._behind_field: dict[str, set[str]] = {}
         self._json: dict[str, Any] = {}  # given steps' values as JSON, made once
+        self._item_names: dict[str, str] = {}
         # a wrong field whose earlier fields (its own earlier items included) were given
         # other than the key's: what it should be from them is worth recomputing
         self.to_recompute = [r for r in readings.values() if r.wrong and any(
@@ -164,8 +165,14 @@ class Steps:
             elif used_all(r.field.parts, used):
                 out[r.field.name] = [self._as_json(p) for p in r.field.parts]
             else:
-                out[f"{r.field.name}[{r.field.parts.index(step)}]"] = self._as_json(step)
+                out[self._item_name(r.field, step)] = self._as_json(step)
         return out
+
+    def _item_name(self, f: Field, step: str) -> str:
+        """``field[i]``: one item of a field with parts, as the student knows it."""
+        if step not in self._item_names:
+            self._item_names.update((p, f"{f.name}[{i}]") for i, p in enumerate(f.parts))
+        return self._item_names[step]
 
     def _as_json(self, step: str) -> Any:
         """A given step's value as JSON, from the student's numbers (what

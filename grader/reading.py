@@ -288,7 +288,7 @@ def parts(f: Field) -> list[tuple[str, tuple[int, int], list[int]]]:
     out, start = [], 0
     shapes = f.shape if is_ragged(f.shape) else [f.shape[1:]] * len(f.parts)
     for step, shape in zip(f.parts, shapes):
-        n = size(shape)
+        n = math.prod(shape) if not shape or type(shape[0]) is int else size(shape)
         out.append((step, (start, start + n), shape))
         start += n
     return out

@@ -191,11 +191,25 @@ def describe_shape(shape: Shape) -> str:
     return "an array of shape " + "x".join(str(d) for d in shape)
 
 
+_LIST = {list}
+
+
 def flatten(value: Any) -> list[Any]:
     """The leaves of a nested list in row-major order."""
     if not isinstance(value, list):
         return [value]
-    out: list[Any] = []
+    kinds = set(map(type, value))
+    if not any(issubclass(k, list) for k in kinds):  # a vector (at C speed)
+        return list(value)
+    if kinds == _LIST:  # a matrix, or rows of a ragged list, of numbers
+        out: list[Any] = []
+        for row in value:
+            if any(issubclass(k, list) for k in set(map(type, row))):
+                break  # deeper: walked below
+            out += row
+        else:
+            return out
+    out = []
     stack = [iter(value)]
     while stack:
         for v in stack[-1]:
