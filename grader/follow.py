@@ -43,6 +43,7 @@ class Steps:
         self._behind_field: dict[str, set[str]] = {}
         self._json: dict[str, Any] = {}  # given steps' values as JSON, made once
         self._item_names: dict[str, str] = {}
+        self._flats: dict[tuple[str, str, int], list[float] | None] = {}
         # a wrong field whose earlier fields (its own earlier items included) were given
         # other than the key's: what it should be from them is worth recomputing
         self.to_recompute = [r for r in readings.values() if r.wrong and any(
@@ -195,7 +196,7 @@ class Steps:
         open_ = [r for r in self.readings.values() if r.needs_following]
         if not open_:
             return
-        self._assign(open_, [(m, m.answers) for m in self.variant.mistakes])
+        self._assign(open_, [(m, m.answers) for m in self.variant.mistakes], stored=True)
         open_ = [r for r in open_ if r.mistake is None]
         if not open_:
             return
@@ -271,7 +272,7 @@ class Steps:
         if value is None:
             return None
         n = r.n or size(r.field.shape)  # (a field left blank was not read: n is 0)
-        theirs = flat(value, n)
+        theirs = self._flat(m, r, n)
         if theirs is None:
             return SHAPE
         want = r.want if r.want is not None else [float(x) for x in flatten(r.key_value)]
@@ -301,12 +302,22 @@ class Steps:
             out.append((m, answers))
         return out
 
-    @staticmethod
-    def _assign(open_: list[Reading], candidates: list[tuple[Mistake, dict]]) -> None:
+    def _flat(self, m: Mistake, r: Reading, n: int) -> list[float] | None:
+        """A stored mistake's value of a field as n flat floats (:func:`flat`), made once
+        for naming it and for judging its slip."""
+        at = (m.name, r.field.name, n)
+        if at not in self._flats:
+            self._flats[at] = flat(m.answers.get(r.field.name), n)
+        return self._flats[at]
+
+    def _assign(self, open_: list[Reading], candidates: list[tuple[Mistake, dict]],
+                stored: bool = False) -> None:
         """Greedily: the candidate explaining the most fields not yet explained names them
-        (the first such candidate on a tie), then the next."""
+        (the first such candidate on a tie), then the next. (``stored``: the variant's
+        mistakes, whose flattened values are remembered for judging their slips.)"""
         explains = [(m, [r for r in open_ if r.mistake is None and r.field.name in answers
-                         and _explains(r, answers[r.field.name])])
+                         and _explains(r, answers[r.field.name], self._flat(m, r, r.n)
+                                       if stored and not r.shape_problem else None)])
                     for m, answers in candidates]
         while True:
             best, best_fields = None, []
@@ -365,9 +376,10 @@ def _each_could_explain(r: Reading, changes: list[Any]) -> bool:
     return (r.ok & changed).bit_count() <= PAIR_MEETS_KEY * changed.bit_count()
 
 
-def _explains(r: Reading, value: Any) -> bool:
+def _explains(r: Reading, value: Any, theirs: list[float] | None = None) -> bool:
     """Whether a mistake's value is what the student gave: on every entry given, and on
-    a wrong shape only when the shapes agree."""
+    a wrong shape only when the shapes agree (``theirs``: the value's flat floats when the
+    caller has them)."""
     if value is None:
         return False
     if r.shape_problem:
@@ -380,7 +392,8 @@ def _explains(r: Reading, value: Any) -> bool:
         return theirs is not None and all_match(r.field.tolerance, values, theirs)
     if not r.wrong:
         return False  # nothing wrong to explain
-    theirs = flat(value, r.n)
+    if theirs is None:
+        theirs = flat(value, r.n)
     if theirs is None:
         return False
     # every entry given must be the mistake's, right ones included (and so finite in the

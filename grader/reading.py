@@ -59,7 +59,7 @@ class Reading:
     @property
     def all(self) -> int:
         """Every entry's bit."""
-        return ones(self.n)
+        return (1 << self.n) - 1
 
     @property
     def credited(self) -> int:
@@ -70,7 +70,10 @@ class Reading:
     @property
     def wrong(self) -> int:
         """The entries given as numbers and credited by nothing (yet)."""
-        return self.readable & ~self.credited if self.ok is not None else 0
+        ok = self.ok
+        if ok is None:
+            return 0
+        return self.readable & ~(ok | (self.rounded or 0) | (self.carried or 0))
 
     @property
     def needs_following(self) -> bool:
