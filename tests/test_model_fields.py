@@ -46,3 +46,37 @@ def test_fields_declare_shape_tolerance_weights_and_steps_and_round_trip():
                     alternatives=([1, 2],))
     for f in (shapes, loss, chained):
         assert Field.from_json(f.to_json()) == f
+
+
+def _flatten_by_walking(value):
+    """flatten as it was written first: one leaf at a time."""
+    if not isinstance(value, list):
+        return [value]
+    out, stack = [], [iter(value)]
+    while stack:
+        for v in stack[-1]:
+            if isinstance(v, list):
+                stack.append(iter(v))
+                break
+            out.append(v)
+        else:
+            stack.pop()
+    return out
+
+
+def test_flatten_takes_its_short_cuts_only_where_they_give_the_same_leaves():
+    import random
+
+    class Row(list):
+        pass
+
+    rng = random.Random(0)
+
+    def value(depth=0):
+        if depth > 4 or rng.random() < 0.4:
+            return rng.choice([1, 2.5, "x", None, True, [], Row([1, 2])])
+        return [value(depth + 1) for _ in range(rng.randrange(5))]
+
+    for _ in range(20_000):
+        v = value()
+        assert flatten(v) == _flatten_by_walking(v), v

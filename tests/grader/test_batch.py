@@ -375,3 +375,27 @@ def test_links_that_loop_or_lead_to_folders_are_listed_not_followed(tmp_path, ke
     for name in ("again", "elsewhere"):
         assert by_name[name].status == "skipped"
         assert "a link to a folder, not followed" in by_name[name].messages[0]
+
+
+def test_chunks_shrink_and_keep_every_file_in_order():
+    from deepdrill.grader.batch import SMALLEST_CHUNK, shrinking_chunks
+    for n, workers in [(0, 2), (1, 2), (99, 2), (10_000, 2), (3_001, 3), (500, 8)]:
+        chunks = shrinking_chunks(list(range(n)), workers)
+        assert [x for c in chunks for x in c] == list(range(n))
+        sizes = [len(c) for c in chunks]
+        assert sizes == sorted(sizes, reverse=True)
+        assert all(s >= SMALLEST_CHUNK for s in sizes[:-1]) and all(sizes)
+
+
+def test_a_stored_variant_reads_as_the_variant_it_stores(key):
+    """The grader's variants (mistakes made into objects only when asked for) are the
+    key's variants."""
+    from deepdrill.model.variant import StoredVariant, Variant
+    import orjson
+    for student in list(key.students.values())[:5]:
+        raw = student.raw if isinstance(student.raw, dict) else orjson.loads(student.raw)
+        for label, data in raw["variants"].items():
+            stored, plain = student.variants[label], Variant.from_json(data)
+            assert isinstance(stored, StoredVariant)
+            assert stored.to_json() == plain.to_json() and stored.mistakes == plain.mistakes
+            assert stored.fields == plain.fields and stored.params == plain.params

@@ -246,3 +246,39 @@ def test_a_killed_grader_leaves_no_worker_and_no_temporary_file(
     if sig == signal.SIGTERM:  # a plain kill is heard: one line, and exit status 2
         assert proc.returncode == 2 and len(err.splitlines()) == 1, err
         assert "interrupted before the reports were written" in err and "are intact" in err
+
+
+def test_a_submissions_depth_and_range_are_measured_as_a_walk_leaf_by_leaf_measures_them():
+    import random
+    from deepdrill.grader.submission import _measure
+
+    def walked(data):
+        low, high = -2.0 ** 63, 2.0 ** 64
+        if not isinstance(data, (list, dict)):
+            return 0, type(data) is float and not low <= data < high
+        deepest, beyond, stack = 0, False, [(data, 1)]
+        while stack:
+            value, level = stack.pop()
+            deepest = max(deepest, level)
+            for child in value.values() if isinstance(value, dict) else value:
+                if isinstance(child, (list, dict)):
+                    stack.append((child, level + 1))
+                elif type(child) is float and not low <= child < high:
+                    beyond = True
+        return deepest, beyond
+
+    rng = random.Random(1)
+    leaves = [1, -3, 2.5, 1e19, -1e19, 2.0 ** 64, -2.0 ** 63, "x", None, True, 1e300,
+              float("inf"), 2 ** 64 - 1]
+
+    def value(depth=0):
+        r = rng.random()
+        if depth > 5 or r < 0.4:
+            return rng.choice(leaves)
+        if r < 0.7:
+            return [value(depth + 1) for _ in range(rng.randrange(4))]
+        return {str(i): value(depth + 1) for i in range(rng.randrange(4))}
+
+    for _ in range(20_000):
+        v = value()
+        assert _measure(v) == walked(v), v

@@ -228,3 +228,9 @@ def test_a_json_value_flattens_as_numpy_flattens_it(value):
 
     for n in range(0, 20):
         assert flat(value, n) == by_numpy(value, n)
+
+
+def test_bits_lists_a_masks_set_bits_in_order():
+    from deepdrill.grader.reading import bits
+    for mask in [0, 1, 2, 5, 2 ** 70 + 3, (1 << 36) - 1]:
+        assert bits(mask) == [i for i in range(mask.bit_length()) if mask >> i & 1]
