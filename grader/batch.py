@@ -320,15 +320,15 @@ class Entry:
     totals: dict[str, tuple[float, float]] = field(default_factory=dict)
     questions_json: bytes | None = None
     # and the row's numbers as reports round them: per question, the total, carried forward
-    shown: tuple[dict[str, float], float, float] | None = None
+    row_numbers: tuple[dict[str, float], float, float] | None = None
 
     def pack(self) -> "Entry":
         """Serialise the per-field results now; keep only what the class report needs."""
         self.totals = {k: (q.score, q.carried) for k, q in self.questions.items()}
         self.questions_json = orjson.dumps({k: q.to_json() for k, q in self.questions.items()})
         self.questions = {}
-        self.shown = ({k: rounded(score) for k, (score, _) in self.totals.items()},
-                      rounded(self.score), rounded(self.carried))
+        self.row_numbers = ({k: rounded(score) for k, (score, _) in self.totals.items()},
+                            rounded(self.score), rounded(self.carried))
         return self
 
     def score_of(self, label: str) -> float:
@@ -449,8 +449,8 @@ class Report:
              notes: Iterable[str] = (), file: str | None = None) -> dict[str, Any]:
         if e is None:
             scores, total, carried = {q.label: 0.0 for q in self.key.questions}, 0.0, 0.0
-        elif e.shown is not None:  # rounded by the worker that graded it
-            each, total, carried = e.shown
+        elif e.row_numbers is not None:  # rounded by the worker that graded it
+            each, total, carried = e.row_numbers
             scores = {q.label: each.get(q.label, 0.0) for q in self.key.questions}
         else:
             scores = {q.label: rounded(e.score_of(q.label)) for q in self.key.questions}

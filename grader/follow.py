@@ -339,11 +339,16 @@ def used_all(parts: tuple[str, ...], used: list[str]) -> bool:
 
 
 def nest(flat: list[Any], shape: list[int]) -> list[Any]:
-    """Row-major flat values as nested lists of a (rectangular) shape."""
-    if len(shape) == 1:
+    """Row-major flat values as nested lists of a (rectangular) shape, as numpy's tolist
+    gives them.
+
+    >>> nest([1, 2, 3, 4, 5, 6], [2, 3]), nest([], [2, 0])
+    ([[1, 2, 3], [4, 5, 6]], [[], []])
+    """
+    if len(shape) <= 1:
         return flat
-    step = len(flat) // shape[0]
-    return [nest(flat[i:i + step], shape[1:]) for i in range(0, len(flat), step)]
+    size = len(flat) // shape[0] if shape[0] else 0
+    return [nest(flat[i * size:(i + 1) * size], shape[1:]) for i in range(shape[0])]
 
 
 SHAPE = "shape"  # a mistake that changes a field's shape
