@@ -115,7 +115,7 @@ def read_field(f: Field, expected: Any, given: Any, share: float) -> Reading:
     if f.kind is Kind.EXPRESSION:
         return read_formula(r)
     leaves = flatten(given)  # once: conform() keeps their order, echo and parsing reuse them
-    if given == expected and all(type(x) in _PLAIN for x in leaves):
+    if given == expected and _PLAIN_TYPES.issuperset(map(type, leaves)):
         # Exactly the key, in plain JSON numbers (type() also keeps out True == 1): the
         # common case for counts, shapes and integer maps needs no parsing or tolerance.
         r.echo, r.values, r.n = given, [float(x) for x in leaves], len(leaves)

@@ -65,9 +65,8 @@ class FieldResult:
     carried_entries: list[int] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        top = _ROUNDED.get(self.max_score) or rounded(self.max_score)
-        score = top if self.score == self.max_score else \
-            _ROUNDED.get(self.score) or rounded(self.score)
+        top = rounded(self.max_score)
+        score = top if self.score == self.max_score else rounded(self.score)
         out = {"correct": self.correct, "score": score, "max_score": top,
                "expected": self.expected, "given": self.given, "feedback": self.feedback,
                "mistake": self.mistake}
@@ -104,12 +103,14 @@ _ROUNDED: dict[float, float] = {}
 def rounded(x: float) -> float:
     """``round(x, 4)`` as reports give scores, remembered: a class's scores are a few
     hundred distinct numbers, and rounding one is slow. (Zero is not remembered: -0.0
-    would be taken for 0.0; look it up with ``_ROUNDED.get(x) or rounded(x)``.)"""
-    r = round(x, 4)
-    if x:
+    would be taken for 0.0.)"""
+    if not x:
+        return round(x, 4)
+    r = _ROUNDED.get(x)
+    if r is None:
         if len(_ROUNDED) >= 4096:
             _ROUNDED.clear()
-        _ROUNDED[x] = r
+        r = _ROUNDED[x] = round(x, 4)
     return r
 
 
