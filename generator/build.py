@@ -46,10 +46,13 @@ from .exercise import get, make_variant
 from deepdrill.model.fields import skeleton
 from .pdf import assemble, pdflatex, typeset
 from .render import Question, Sheet
-from deepdrill.model.key import read_key_lines
+from deepdrill.model.key import Shared, read_key_lines
 from deepdrill.model.variant import Variant
 
-KEY_FORMAT = "deepdrill-key/2"  # /2: versioned types, step graphs, carried-forward credit
+# /2: versioned types, step graphs, carried-forward credit; /3: fields and feedback texts
+# stored once in the header, named by index in the students' lines (a tenth of the size)
+KEY_FORMAT = "deepdrill-key/3"
+KEY_FORMATS_READ = ("deepdrill-key/2", KEY_FORMAT)  # /2 keys are graded as they were
 LAYOUT = 2  # /2: solutions beside the handed-out folders, not in them
 MANAGED = ("students", "solutions", "problems.pdf", "solutions.pdf", "manifest.json",
            "key.json")  # what a build owns in its folder; the key moves in last
@@ -115,13 +118,21 @@ def sheets(assignment: Assignment, builds: list[StudentBuild]) -> list[Sheet]:
             for b in builds]
 
 
-def key_bytes(assignment: Assignment, builds: list[StudentBuild]) -> bytes:
+def key_bytes(assignment: Assignment, builds: list[StudentBuild],
+              shared: Shared | None = None) -> bytes:
     """The answer key as one JSON document, laid out one student per line.
 
-    Any JSON tool reads it whole. The first line holds the format, the assignment and
-    the roster; then each line is one student's variants, in roster order. The grader
-    reads it by lines, so a worker parses only the students it grades.
+    Any JSON tool reads it whole. The first line holds the format, the assignment, the
+    roster and the fields and feedback texts the variants share (:class:`Shared`, which
+    reused students' lines name: pass the previous key's); then each line is one
+    student's variants, in roster order. The grader reads it by lines, so a worker
+    parses only the students it grades.
     """
+    shared = shared or Shared()
+    lines = [b.line or orjson.dumps({"id": b.student.id,
+                                     "variants": {k: shared.variant_json(v)
+                                                  for k, v in b.variants.items()}})
+             for b in builds]
     head = orjson.dumps({
         "format": KEY_FORMAT,
         "deepdrill_version": __version__,
@@ -129,12 +140,10 @@ def key_bytes(assignment: Assignment, builds: list[StudentBuild]) -> bytes:
         "type_versions": {q.type: get(q.type).version for q in assignment.questions},
         "roster": [{"id": b.student.id, "name": b.student.name, "seed": b.seed,
                     "folder": b.folder} for b in builds],
+        "shared": shared.to_json(),
         "students": [],
     })
     assert head.endswith(b"[]}")
-    lines = [b.line or orjson.dumps({"id": b.student.id,
-                                     "variants": {k: v.to_json() for k, v in b.variants.items()}})
-             for b in builds]
     return head[:-2] + b"\n" + b",\n".join(lines) + b"\n]}\n"
 
 
@@ -230,6 +239,7 @@ class Previous:
 
     out: Path
     students: dict[str, dict[str, Any]]  # by id: the manifest's entry, with its key line
+    shared: Shared = field(default_factory=Shared)  # what the key lines name by index
 
     @classmethod
     def load(cls, out: Path, assignment: Assignment, pdf: bool) -> "Previous":
@@ -250,9 +260,10 @@ class Previous:
                 students[s["id"]] = {**s, "line": line, "starts": dict(at)}
                 for kind in KINDS if pdf else ():
                     at[kind] += s["pages"][kind]
+            shared = Shared(head.get("shared"))
         except (OSError, ValueError, KeyError, TypeError):
             return cls(out, {})
-        return cls(out, students)
+        return cls(out, students, shared)
 
     def reuse(self, student: Student, seed: int, folder: str, pdf: bool) -> StudentBuild | None:
         old = self.students.get(student.id)
@@ -353,7 +364,7 @@ def _build_into(stage: Path, assignment: Assignment, students: list[Student],
         builds = [r if r is not None else next(made) for r in reused]
         joins = [pool.submit(_combined, stage, previous.out, kind, builds, previous)
                  for kind in KINDS] if pdf else []
-        (stage / "key.json").write_bytes(key_bytes(assignment, builds))
+        (stage / "key.json").write_bytes(key_bytes(assignment, builds, previous.shared))
         for j in joins:
             j.result()
     shutil.rmtree(stage / ".tex", ignore_errors=True)

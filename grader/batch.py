@@ -43,7 +43,7 @@ from deepdrill import __version__
 from deepdrill.errors import DeepdrillError
 from deepdrill.files import LOCK, die_with_parent, locked, remove_temps, temp_beside
 from deepdrill.heap import no_gc_pauses
-from deepdrill.model.key import key_lines
+from deepdrill.model.key import Shared, key_lines
 from deepdrill.model.variant import StoredVariant, Variant
 
 from .score import CreditPolicy, QuestionResult, grade_question, rounded
@@ -81,6 +81,7 @@ class KeyStudent:
     name: str
     folder: str
     raw: memoryview | bytes | dict[str, Any] = field(repr=False)  # their key line, unread
+    shared: Shared = field(repr=False, default_factory=Shared)  # the key's shared parts
     _variants: dict[str, Variant] | None = field(default=None, repr=False)
 
     @property
@@ -90,7 +91,8 @@ class KeyStudent:
             data = self.raw if isinstance(self.raw, dict) else orjson.loads(self.raw)
             if data.get("id") != self.id:
                 raise DeepdrillError(f"the key's line for {self.id} holds {data.get('id')!r}")
-            self._variants = {k: StoredVariant.read(v) for k, v in data["variants"].items()}
+            self._variants = {k: StoredVariant.read(v, self.shared)
+                              for k, v in data["variants"].items()}
         return self._variants
 
     def forget_variants(self) -> None:
@@ -154,13 +156,14 @@ def load_key(path: Path) -> Key:
         roster = head["roster"]
         if len(roster) != len(lines):
             raise ValueError(f"{len(roster)} students in the roster, {len(lines)} in the key")
-        students = {s["id"]: KeyStudent(s["id"], s["name"], s.get("folder", s["id"]), line)
-                    for s, line in zip(roster, lines)}
+        shared = Shared(head.get("shared"))
+        students = {s["id"]: KeyStudent(s["id"], s["name"], s.get("folder", s["id"]), line,
+                                         shared) for s, line in zip(roster, lines)}
         for s in list(students.values())[:1]:  # a spot check that this is a key at all
             s.variants
     except OSError as err:
         raise DeepdrillError(f"cannot read key {path}: {err.strerror}") from None
-    except (ValueError, KeyError, TypeError, orjson.JSONDecodeError) as err:
+    except (ValueError, KeyError, TypeError, IndexError, orjson.JSONDecodeError) as err:
         raise DeepdrillError(f"{path} is not a deepdrill answer key ({err}); pass the key.json "
                              f"that `deepdrill build` wrote") from None
     return Key(a["title"], questions, students, a)
@@ -183,16 +186,17 @@ def split_key(raw: bytes) -> tuple[dict[str, Any], list[memoryview | dict[str, A
 def check_versions(data: Any, path: Path) -> None:
     """Refuse a key this deepdrill cannot grade faithfully: another key format, or an
     exercise type whose answers changed meaning since the key was built."""
-    from deepdrill.generator.build import KEY_FORMAT
+    from deepdrill.generator.build import KEY_FORMAT, KEY_FORMATS_READ
     from deepdrill.generator.exercise import get
 
     if not isinstance(data, dict) or not str(data.get("format", "")).startswith("deepdrill-key/"):
         raise DeepdrillError(f"{path} is not a deepdrill answer key; pass the key.json that "
                              f"`deepdrill build` wrote")
     built_with = data.get("deepdrill_version", "an older deepdrill")
-    if data["format"] != KEY_FORMAT:
+    if data["format"] not in KEY_FORMATS_READ:
+        reads = " and ".join(KEY_FORMATS_READ)
         raise DeepdrillError(f"{path} is a {data['format']} key, built with deepdrill "
-                             f"{built_with}; this deepdrill ({__version__}) reads {KEY_FORMAT}. "
+                             f"{built_with}; this deepdrill ({__version__}) reads {reads}. "
                              f"Grade with deepdrill {built_with}, or rebuild the assignment "
                              f"(students' numbers stay the same only if the types did not change)")
     for type_id, version in data.get("type_versions", {}).items():

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .fields import Field
+
+if TYPE_CHECKING:
+    from .key import Shared
 
 
 @dataclass(frozen=True)
@@ -80,20 +83,23 @@ class Variant:
 
 
 class StoredVariant(Variant):
-    """A variant as a grader reads it from a key: the same, except that its mistakes become
-    objects only when first asked for. A grader asks for them only for a wrong answer,
-    and most answers of a class are not; a key holds some twenty mistakes per student."""
+    """A variant as a grader reads it from a key's line: the same, except that its fields
+    and mistakes' feedback are the key's shared ones (:class:`deepdrill.model.key.Shared`),
+    and its mistakes become objects only when first asked for. A grader asks for them only
+    for a wrong answer, and most answers of a class are not; a key holds some twenty
+    mistakes per student."""
 
     @classmethod
-    def read(cls, data: dict[str, Any]) -> "StoredVariant":
+    def read(cls, data: dict[str, Any], shared: Shared) -> "StoredVariant":
         v = object.__new__(cls)
         v.__dict__.update(type=data["type"], seed=data["seed"], params=data["params"],
-                          answers=data["answers"],
-                          fields=tuple(Field.from_json(f) for f in data["fields"]),
+                          answers=data["answers"], fields=shared.fields_of(data["fields"]),
                           version=data.get("version", 1), values=None,
-                          _mistakes_json=data.get("mistakes", ()))
+                          _mistakes_json=data.get("mistakes", ()), _shared=shared)
         return v
 
     @functools.cached_property
     def mistakes(self) -> tuple[Mistake, ...]:  # type: ignore[override]
-        return tuple(Mistake.from_json(m) for m in self.__dict__["_mistakes_json"])
+        feedback = self.__dict__["_shared"].feedback_of
+        return tuple(Mistake(m["name"], feedback(m["feedback"]), m["answers"])
+                     for m in self.__dict__["_mistakes_json"])

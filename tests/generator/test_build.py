@@ -46,7 +46,7 @@ def test_a_students_variant_does_not_depend_on_the_rest_of_the_roster(example_as
 def test_the_key_is_one_json_document_with_a_student_per_line(example_build, example_students):
     raw = (example_build / "key.json").read_text()
     key = json.loads(raw)  # any JSON tool reads it whole
-    assert key["format"] == "deepdrill-key/2" and key["type_versions"]["softmax"] >= 1
+    assert key["format"] == "deepdrill-key/3" and key["type_versions"]["softmax"] >= 1
     assert [s["id"] for s in key["roster"]] == [s["id"] for s in key["students"]] == \
         [s.id for s in example_students]
     lines = raw.splitlines()

@@ -38,6 +38,14 @@ def key_lines(out: Path) -> dict[str, bytes]:
     return {s["id"]: line for s, line in zip(head["roster"], lines)}
 
 
+def stored_variants(out: Path) -> dict[str, dict[str, dict]]:
+    """Each student's variants as the key stores them, its shared fields and feedback texts
+    read back (their indices depend on the order students were first built in)."""
+    from deepdrill.grader.batch import load_key
+    return {sid: {label: v.to_json() for label, v in s.variants.items()}
+            for sid, s in load_key(out / "key.json").students.items()}
+
+
 def leftovers(out: Path) -> list[str]:
     return [p.name for p in out.iterdir() if p.name.startswith(".deepdrill-") and p.is_dir()]
 
@@ -88,7 +96,8 @@ def test_late_enrolment_builds_only_the_newcomers(tmp_path, assignment, built_ch
             assert len(pdf.pages) == sum(s["pages"][kind] for s in manifest["students"])
     fresh = tmp_path / "fresh"
     build(assignment, late, fresh, workers=1)
-    assert key_lines(fresh) == new_lines  # reuse gives what a fresh build gives
+    assert stored_variants(fresh) == stored_variants(out)  # reuse gives what a fresh build gives
+    assert list(stored_variants(out)) == list(new_lines)
 
 
 def test_students_off_the_roster_leave_and_a_renamed_one_is_rebuilt(tmp_path, assignment,

@@ -124,6 +124,66 @@ def test_a_key_saved_whole_by_another_tool_still_loads(tmp_path, example_build):
     assert key.students["s003"].variants == original.students["s003"].variants
 
 
+def as_format_2(path: Path, to: Path) -> None:
+    """The key as deepdrill-key/2 stored it: every variant's fields and feedback inline."""
+    from deepdrill.model.key import Shared, key_lines
+    import orjson
+
+    head, lines = key_lines(path.read_bytes())
+    shared = Shared(head.pop("shared"))
+    head["students"] = [{**d, "variants": {k: shared.inline(v) for k, v in d["variants"].items()}}
+                        for d in map(orjson.loads, lines)]
+    head["format"] = "deepdrill-key/2"
+    to.write_bytes(orjson.dumps(head))
+
+
+def test_the_students_lines_name_the_fields_and_feedback_their_variants_share(example_build):
+    data = json.loads((example_build / "key.json").read_text())
+    shared = data["shared"]
+    assert len({json.dumps(f, sort_keys=True) for f in shared["fields"]}) == len(shared["fields"])
+    assert len(set(shared["feedback"])) == len(shared["feedback"])
+    used = set()
+    for student in data["students"]:
+        for v in student["variants"].values():
+            assert all(type(f) is int for f in v["fields"])
+            assert all(type(m["feedback"]) is int for m in v["mistakes"])
+            used.update(v["fields"])
+    assert used == set(range(len(shared["fields"])))  # a fresh build's table: all in use
+    key = load_key(example_build / "key.json")
+    for student in key.students.values():
+        for v in student.variants.values():
+            assert all(isinstance(f.name, str) and f.tolerance for f in v.fields)
+            assert all(isinstance(m.feedback, str) and m.feedback for m in v.mistakes)
+
+
+def test_a_key_of_format_2_grades_as_it_did(tmp_path, example_build, key, examples):
+    """deepdrill-key/2 held every variant's fields and feedback inline: same variants,
+    same report."""
+    as_format_2(example_build / "key.json", tmp_path / "key2.json")
+    old = load_key(tmp_path / "key2.json")
+    for sid, student in key.students.items():
+        assert {k: v.to_json() for k, v in old.students[sid].variants.items()} == \
+            {k: v.to_json() for k, v in student.variants.items()}
+        assert [v.mistakes for v in old.students[sid].variants.values()] == \
+            [v.mistakes for v in student.variants.values()]
+    files = collect_files([examples / "submissions"])[0]
+    reports = [grade_files(k, files, workers=1).to_json() for k in (old, key)]
+    for report in reports:
+        report.pop("graded_at")
+    assert reports[0] == reports[1]
+
+
+def test_a_key_naming_a_field_it_does_not_hold_is_refused(tmp_path, example_build):
+    from deepdrill.errors import DeepdrillError
+
+    raw = (example_build / "key.json").read_text()
+    head, first, rest = raw.split("\n", 2)
+    first = first.replace('"fields":[', '"fields":[99999,', 1)
+    (tmp_path / "key.json").write_text("\n".join([head, first, rest]))
+    with pytest.raises(DeepdrillError, match="not a deepdrill answer key"):
+        load_key(tmp_path / "key.json")
+
+
 @pytest.mark.parametrize("change, words", [
     (lambda d: d.update(format="deepdrill-key/1"), "deepdrill-key/1 key"),
     (lambda d: d["type_versions"].update(softmax=99), "softmax was built as version 99"),
@@ -395,7 +455,8 @@ def test_a_stored_variant_reads_as_the_variant_it_stores(key):
     for student in list(key.students.values())[:5]:
         raw = student.raw if isinstance(student.raw, dict) else orjson.loads(student.raw)
         for label, data in raw["variants"].items():
-            stored, plain = student.variants[label], Variant.from_json(data)
+            stored = student.variants[label]
+            plain = Variant.from_json(student.shared.inline(data))
             assert isinstance(stored, StoredVariant)
             assert stored.to_json() == plain.to_json() and stored.mistakes == plain.mistakes
             assert stored.fields == plain.fields and stored.params == plain.params
