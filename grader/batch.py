@@ -112,6 +112,11 @@ class Key:
     def max_score(self) -> float:
         return sum(q.points for q in self.questions)
 
+    @functools.cached_property
+    def labels(self) -> list[str]:
+        """The questions' labels, in order (asked for every row of a report)."""
+        return [q.label for q in self.questions]
+
     @property
     def folders(self) -> dict[str, KeyStudent]:
         """Students by folder name (built once: every file's name is looked up here)."""
@@ -220,11 +225,12 @@ def collect_files(inputs: Iterable[Path]) -> tuple[list[Path], list[tuple[Path, 
     skipped: dict[str, tuple[Path, str]] = {}
     for p in inputs:
         if p.is_dir():
-            for q, reason, real in sorted(_walk(p), key=lambda found: found[0].parts):
+            for _, q, reason, real in sorted(_walk(p), key=lambda found: found[0]):
                 if reason:
-                    skipped.setdefault(real or _identity(q), (q, reason))
+                    skipped.setdefault(real or _identity(Path(q)), (Path(q), reason))
                 else:
-                    seen.setdefault(real or _identity(q), q)
+                    path = Path(q)
+                    seen.setdefault(real or _identity(path), path)
         elif p.exists():
             seen.setdefault(_identity(p), p)
         else:
@@ -240,34 +246,37 @@ def _identity(path: Path) -> str:
         return os.path.abspath(path)
 
 
-def _walk(root: Path) -> list[tuple[Path, str | None, str | None]]:
-    """Every entry below ``root``: ``(path, None, real)`` for a submission, ``(path,
-    reason, real)`` for the rest, including each folder that cannot be listed. Links to
-    folders are listed, not followed: they can loop, or lead out of the submissions.
-    ``real`` is the entry's real path where it comes free (an entry that is no link, in
-    a folder whose real path is known: a class's folder is resolved once, not per file),
-    else None."""
-    found: list[tuple[Path, str | None, str | None]] = []
-    folders = [(root, _identity(root))]
+def _walk(root: Path) -> list[tuple[tuple[str, ...], str, str | None, str | None]]:
+    """Every entry below ``root``: ``(parts, path, None, real)`` for a submission,
+    ``(parts, path, reason, real)`` for the rest, including each folder that cannot be
+    listed. ``parts`` are the path's names below ``root`` (to sort by, as Path.parts
+    sorts); ``real`` is the entry's real path where it comes free (an entry that is no
+    link, in a folder whose real path is known: a class's folder is resolved once, not
+    per file), else None. Links to folders are listed, not followed: they can loop, or
+    lead out of the submissions. (Paths as text: a class's 10,000 Path objects, made and
+    taken apart again, were most of the time this took.)"""
+    found: list[tuple[tuple[str, ...], str, str | None, str | None]] = []
+    folders: list[tuple[str, tuple[str, ...], str]] = [(str(root), (), _identity(root))]
     while folders:
-        folder, real_folder = folders.pop()
+        folder, below, real_folder = folders.pop()
         try:
             with os.scandir(folder) as listing:
                 entries = list(listing)
         except OSError as err:
-            found.append((folder, _unlisted(err), None))
+            found.append((below, folder, _unlisted(err), None))
             continue
+        real_prefix = real_folder.rstrip(os.sep) + os.sep
         for entry in entries:
-            path = Path(folder, entry.name)
+            path, parts = entry.path, (*below, entry.name)
             kind, reason = _entry_kind(entry, path)
             try:
-                real = None if entry.is_symlink() else os.path.join(real_folder, entry.name)
+                real = None if entry.is_symlink() else real_prefix + entry.name
             except OSError:
                 real = None
             if kind == "folder":
-                folders.append((path, real or _identity(path)))
+                folders.append((path, parts, real or _identity(Path(path))))
             else:
-                found.append((path, reason or _not_a_submission(path.relative_to(root)), real))
+                found.append((parts, path, reason or _not_a_submission(parts), real))
     return found
 
 
@@ -276,7 +285,7 @@ def _unlisted(err: OSError) -> str:
             f"(make it readable, or name them on the command line)")
 
 
-def _entry_kind(entry: os.DirEntry[str], path: Path) -> tuple[str, str | None]:
+def _entry_kind(entry: os.DirEntry[str], path: str) -> tuple[str, str | None]:
     """``("folder", None)`` to walk into, ``("file", None)`` to read if its name says
     JSON, else ``("other", why it is not read)``."""
     try:
@@ -297,10 +306,11 @@ def _entry_kind(entry: os.DirEntry[str], path: Path) -> tuple[str, str | None]:
     return ("file", None) if stat.S_ISREG(target.st_mode) else ("other", NOT_A_FILE)
 
 
-def _not_a_submission(relative: Path) -> str | None:
-    if any(part.startswith(".") or part == "__MACOSX" for part in relative.parts):
+def _not_a_submission(parts: tuple[str, ...]) -> str | None:
+    """Why a file (its path's names below the folder given) is not read, or None."""
+    if any(part.startswith(".") or part == "__MACOSX" for part in parts):
         return "hidden file or macOS metadata; not graded"
-    if relative.suffix.lower() != ".json":
+    if not parts[-1].lower().endswith(".json"):  # (a name that is only .json is hidden)
         return "not a .json file; not graded (rename it to .json, or name it on the " \
                "command line, to grade it)"
     return None
@@ -455,7 +465,8 @@ class Report:
             scores, total, carried = {q.label: 0.0 for q in self.key.questions}, 0.0, 0.0
         elif e.row_numbers is not None:  # rounded by the worker that graded it
             each, total, carried = e.row_numbers
-            scores = {q.label: each.get(q.label, 0.0) for q in self.key.questions}
+            labels = self.key.labels
+            scores = each if list(each) == labels else {k: each.get(k, 0.0) for k in labels}
         else:
             scores = {q.label: rounded(e.score_of(q.label)) for q in self.key.questions}
             total, carried = rounded(e.score), rounded(e.carried)
@@ -667,16 +678,18 @@ def write_reports(report: Report, out: Path) -> tuple[Path, Path]:
 
 def grades_csv(report: Report, rows: list[dict[str, Any]] | None = None) -> str:
     """grades.csv's text: a row per student, every text cell spreadsheet-safe."""
-    labels = [q.label for q in report.key.questions]
+    labels, top = report.key.labels, report.key.max_score
     text = io.StringIO(newline="")
     w = csv.writer(text)
     w.writerow(["id", "name", *labels, "total", "carried_forward", "max_score", "status",
                 "file", "notes"])
     for r in report.student_rows() if rows is None else rows:
+        scores = r["questions"]
         w.writerow([spreadsheet_safe(r["id"]), spreadsheet_safe(r["name"]),
-                    *(r["questions"][k] for k in labels), r["total"], r["carried_forward"],
-                    report.key.max_score, r["status"], spreadsheet_safe(r["file"]),
-                    spreadsheet_safe("; ".join(r["notes"]))])
+                    *(scores.values() if list(scores) == labels else map(scores.__getitem__,
+                                                                          labels)),
+                    r["total"], r["carried_forward"], top, r["status"],
+                    spreadsheet_safe(r["file"]), spreadsheet_safe("; ".join(r["notes"]))])
     return text.getvalue()
 
 
