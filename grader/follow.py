@@ -144,6 +144,8 @@ class Steps:
             r.rounded |= match << start
         elif match and (match | ok) == ones(stop - start):
             r.carried |= match << start
+            if r.consistent_with is None:
+                r.consistent_with = {}
             r.consistent_with.update(self._as_fields(wrong_inputs, inputs))
 
     def _is_right(self, step: str) -> bool:

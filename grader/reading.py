@@ -7,7 +7,7 @@ number belongs or a NaN becomes a message, and the rest is still read.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -40,13 +40,13 @@ class Reading:
     given: Any  # as submitted
     echo: Any = None
     values: list[float] | None = None  # flat floats in the key's order, NaN where unreadable
-    errors: dict[int, str] = field(default_factory=dict)
+    errors: dict[int, str] | None = None  # entry -> why it could not be read
     ok: int | None = None  # matches the key
     # right from the student's own values of the steps it depends on, when those were
     # right (rounded): full credit; when they were wrong: carried-forward credit
     rounded: int | None = None
     carried: int | None = None
-    consistent_with: dict[str, Any] = field(default_factory=dict)
+    consistent_with: dict[str, Any] | None = None  # made when first credited
     shape_problem: str | None = None
     mistake: Mistake | None = None
     key_value: Any = None

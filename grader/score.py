@@ -195,7 +195,7 @@ def score_field(r: Reading, policy: CreditPolicy) -> FieldResult:
     if carried and (right | carried) == every:
         feedback = f"right for your {_values_text(r.consistent_with)} ({how})"
     else:
-        feedback = _entry_feedback(f.shape, r.n, right, carried, r.errors, policy,
+        feedback = _entry_feedback(f.shape, r.n, right, carried, r.errors or {}, policy,
                                    r.formula is not None or bool(f.symbols))
         if carried:
             feedback += f"; {carried.bit_count()} right for your " \
@@ -257,6 +257,11 @@ def _index(flat: int, shape: list) -> str:
     list of items of different shapes."""
     if not shape:
         return "the value"
+    if len(shape) == 1 and type(shape[0]) is int:  # a vector or a matrix: most fields
+        return f"[{flat % shape[0]}]"
+    if len(shape) == 2 and type(shape[0]) is int and type(shape[1]) is int:
+        row, column = divmod(flat, shape[1])
+        return f"[{row % shape[0]}, {column}]"
     if isinstance(shape[0], list):
         for item, s in enumerate(shape):
             n = size(s)

@@ -226,9 +226,17 @@ def all_match(tol: Tolerance, given: list[float], expected: list[float]) -> bool
     """Whether every entry passes (:func:`matches` is all ones), stopping at the first
     that does not: most candidates a grader tries fail at once."""
     mode = tol.mode
-    if mode is Mode.RELABS:
-        rtol, atol = tol.rtol, tol.atol
-        return all(_within(g, e, max(atol, rtol * abs(e))) for g, e in zip(given, expected))
+    if mode is Mode.RELABS:  # (written out as in matches: a grader asks this most)
+        rtol, atol, stretch = tol.rtol, tol.atol, 1 + _SLACK
+        for g, e in zip(given, expected):
+            if e - e != 0:  # e is not finite
+                return False
+            size = abs(e)
+            bound = rtol * size
+            if not abs(g - e) <= (bound if bound > atol else atol) * stretch + \
+                    _SLACK * (size if size >= 1e-300 else 1e-300):
+                return False
+        return True
     if mode is Mode.EXACT:
         return all(g == e and _finite(e) for g, e in zip(given, expected))
     if mode is Mode.SIGFIGS:
@@ -236,9 +244,11 @@ def all_match(tol: Tolerance, given: list[float], expected: list[float]) -> bool
         return all(_finite(e) and _within(g, e, _half_unit(e, figures))
                    for g, e in zip(given, expected))
     figures = tol.sigfigs or COUNT_SIGFIGS
-    return all(g == e if abs(e) < BIG_COUNT else
-               _finite(e) and _within(g, e, 2 * _half_unit(e, figures))
-               for g, e in zip(given, expected))
+    for g, e in zip(given, expected):
+        if not (g == e if abs(e) < BIG_COUNT else
+                _finite(e) and _within(g, e, 2 * _half_unit(e, figures))):
+            return False
+    return True
 
 
 def _finite(x: float) -> bool:

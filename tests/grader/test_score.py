@@ -234,3 +234,14 @@ def test_bits_lists_a_masks_set_bits_in_order():
     from deepdrill.grader.reading import bits
     for mask in [0, 1, 2, 5, 2 ** 70 + 3, (1 << 36) - 1]:
         assert bits(mask) == [i for i in range(mask.bit_length()) if mask >> i & 1]
+
+
+def test_an_entry_is_named_by_its_index_as_numpy_unravels_it():
+    """Feedback names wrong entries ``[1, 2]``; vectors and matrices take a short cut."""
+    rng = np.random.default_rng(2)
+    for _ in range(3000):
+        shape = [int(d) for d in rng.integers(1, 9, size=int(rng.integers(1, 4)))]
+        flat = int(rng.integers(0, math.prod(shape)))
+        expected = "[" + ", ".join(str(int(i)) for i in np.unravel_index(flat, shape)) + "]"
+        assert score._index(flat, shape) == expected, (flat, shape)
+    assert score._index(4, [[3], [2, 2]]) == "[1][0][1]" and score._index(0, []) == "the value"
