@@ -151,6 +151,9 @@ def register(cls: type[Exercise]) -> type[Exercise]:
 
 
 def get(type_id: str) -> Exercise:
+    exercise = REGISTRY.get(type_id)  # (the grader asks for every wrong answer: no import)
+    if exercise is not None:
+        return exercise
     from . import types  # noqa: F401  (importing the package registers every type)
 
     try:

@@ -28,7 +28,7 @@ from deepdrill.model.fields import Field, Kind, flatten, shape_of, size
 from deepdrill.model.tolerance import MAX_EXACT, all_match, matches
 from deepdrill.model.variant import Mistake, Variant
 
-from .reading import Reading, bits, flat, ones, parts, read_leaves, span
+from .reading import Reading, bits, flat, ones, read_leaves, span
 
 
 
@@ -62,8 +62,8 @@ class Steps:
 
     @functools.cached_property
     def parts(self) -> dict[str, list[tuple[str, tuple[int, int], list[int]]]]:
-        """Each field's steps with their slices of its entries (:func:`parts`)."""
-        return {name: parts(r.field) for name, r in self.readings.items()}
+        """Each field's steps with their slices of its entries (:attr:`Field.slices`)."""
+        return {name: r.field.slices for name, r in self.readings.items()}
 
     @functools.cached_property
     def where(self) -> dict[str, tuple[Reading, tuple[int, int], list[int]]]:

@@ -284,19 +284,6 @@ def _echo_leaf(value: Any) -> Any:
     return value
 
 
-def parts(f: Field) -> list[tuple[str, tuple[int, int], list[int]]]:
-    """Each step a field reads, with its slice of the flat entries and its shape."""
-    if not f.parts:
-        return [(f.name, (0, size(f.shape)), f.shape)]
-    out, start = [], 0
-    shapes = f.shape if is_ragged(f.shape) else [f.shape[1:]] * len(f.parts)
-    for step, shape in zip(f.parts, shapes):
-        n = math.prod(shape) if not shape or type(shape[0]) is int else size(shape)
-        out.append((step, (start, start + n), shape))
-        start += n
-    return out
-
-
 def flat(value: Any, n: int) -> list[float] | None:
     """A step's value as n flat floats, or None when it cannot be (wrong size, not numbers)."""
     if value is None:

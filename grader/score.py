@@ -123,10 +123,10 @@ def grade_question(variant: Variant, answers: Any, points: float,
     elif not isinstance(answers, dict):
         notes.append(f"expected an object of fields here, got {kind_of(answers)}")
         answers = {}
-    extra = sorted(answers.keys() - variant.answers.keys())  # (the key has every field)
-    if extra:
+    if not answers.keys() <= variant.answers.keys():  # (the key has every field)
+        extra = sorted(answers.keys() - variant.answers.keys())
         notes.append("ignored unknown field(s): " + ", ".join(str(e)[:40] for e in extra[:10]))
-    total_weight = sum(f.weight for f in variant.fields) or 1.0
+    total_weight = sum([f.weight for f in variant.fields]) or 1.0
     if not notes and _is_the_key(answers, variant):
         results = {}
         for f in variant.fields:

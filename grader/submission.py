@@ -19,7 +19,8 @@ from .numbers import NonFinite
 
 MAX_BYTES = 1_000_000  # default size limit of one submission file
 MAX_DEPTH = 16  # nesting of lists and objects; answers need at most 6
-# orjson reads whole numbers from -2^63 up to 2^64 as integers, any others as floats
+# orjson reads whole numbers from -2^63 up to 2^64 as integers, any others as floats (one
+# just below -2^63 as the float -2^63 itself: a float there is re-read too)
 _WHOLE_FROM, _WHOLE_TO = -2.0 ** 63, 2.0 ** 64
 _NUMBERS = frozenset((int, float))
 
@@ -90,7 +91,7 @@ def _measure(data: Any) -> tuple[int, bool]:
     (one walk; in a list of numbers, any number beyond them says so: orjson gives no such
     integer, and re-reading with ``json`` is right either way)."""
     if not isinstance(data, (list, dict)):
-        return 0, type(data) is float and not _WHOLE_FROM <= data < _WHOLE_TO
+        return 0, type(data) is float and not _WHOLE_FROM < data < _WHOLE_TO
     deepest, beyond, stack = 0, False, [(data, 1)]
     while stack:
         value, level = stack.pop()
@@ -100,14 +101,50 @@ def _measure(data: Any) -> tuple[int, bool]:
         kinds = set(map(type, items))
         if kinds <= _NUMBERS:  # the common case, a list of numbers, checked at C speed
             if float in kinds and not beyond:
-                beyond = not (_WHOLE_FROM <= min(items) and max(items) < _WHOLE_TO)
+                beyond = not (_WHOLE_FROM < min(items) and max(items) < _WHOLE_TO)
             continue
         for child in items:
             if isinstance(child, (list, dict)):
                 stack.append((child, level + 1))
-            elif type(child) is float and not _WHOLE_FROM <= child < _WHOLE_TO:
+            elif type(child) is float and not _WHOLE_FROM < child < _WHOLE_TO:
                 beyond = True
     return deepest, beyond
+
+
+# Bytes of JSON text for the two scans below: every byte but brackets, quotes and
+# backslashes (deleted); digits as 0, exponent marks as e, the rest as blanks.
+_NOT_MARKS = bytes(c for c in range(256) if c not in b'[]{}"\\')
+_ONE_KIND = bytes.maketrans(b"{}", b"[]")
+_NUMERALS = bytes(ord("0") if chr(c).isdigit() and c < 128 else ord("e") if c in b"eE"
+                  else ord(" ") for c in range(256))
+_LONG_RUN = b"0" * 19  # |x| >= 2^63 written out takes 19 digits or more
+
+
+def _maybe_beyond(raw: bytes) -> bool:
+    """Whether a number in the text could lie beyond 64-bit integers: one written with 19
+    digits or more in a row, or with an exponent. (Digits in strings may say yes too;
+    then the parsed value is walked, which is exact.)"""
+    numerals = raw.translate(_NUMERALS)
+    return _LONG_RUN in numerals or b"0e" in numerals
+
+
+def _depth_of_text(raw: bytes) -> int | None:
+    """How deeply lists and objects nest in JSON text (valid: orjson has read it), from its
+    brackets outside strings; None when a string holds an escape (a quote, perhaps) or
+    the nesting is deeper than MAX_DEPTH: then the parsed value is walked."""
+    marks = raw.translate(None, _NOT_MARKS)
+    if b"\\" in marks:
+        return None
+    if b'"' in marks:  # without escapes, quotes pair up: every other run is in a string
+        marks = b"".join(marks.split(b'"')[::2])
+    marks = marks.translate(_ONE_KIND)
+    deep = 0
+    while marks:  # each pass takes away the innermost pairs: one level
+        inner = marks.replace(b"[]", b"")
+        if len(inner) == len(marks) or deep == MAX_DEPTH:
+            return None
+        marks, deep = inner, deep + 1
+    return deep
 
 
 def _parse_json(raw: bytes, sub: Submission) -> tuple[Any, int]:
@@ -126,6 +163,9 @@ def _parse_json(raw: bytes, sub: Submission) -> tuple[Any, int]:
     except orjson.JSONDecodeError:
         pass
     else:
+        deep = None if _maybe_beyond(raw) else _depth_of_text(raw)
+        if deep is not None:  # (the common case: a few brackets counted at C speed)
+            return data, deep
         deep, beyond = _measure(data)
         if not beyond:  # orjson turns an integer beyond 64 bits into a float without a word
             return data, deep

@@ -16,6 +16,7 @@ step per item (a layer table's ``output_shapes`` are the steps ``shape_1``,
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,19 @@ class Field:
     @property
     def steps(self) -> tuple[str, ...]:
         return self.parts or (self.name,)
+
+    @functools.cached_property  # (a key's variants share their fields: worked out once)
+    def slices(self) -> list[tuple[str, tuple[int, int], Shape]]:
+        """Each step the field reads, with its slice of the flat entries and its shape."""
+        if not self.parts:
+            return [(self.name, (0, size(self.shape)), self.shape)]
+        out, start = [], 0
+        shapes = self.shape if is_ragged(self.shape) else [self.shape[1:]] * len(self.parts)
+        for step, shape in zip(self.parts, shapes):
+            n = size(shape)
+            out.append((step, (start, start + n), shape))
+            start += n
+        return out
 
     def to_json(self) -> dict[str, Any]:
         out = {"name": self.name, "label": self.label, "kind": self.kind.value,

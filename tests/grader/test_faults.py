@@ -255,7 +255,7 @@ def test_a_submissions_depth_and_range_are_measured_as_a_walk_leaf_by_leaf_measu
     def walked(data):
         low, high = -2.0 ** 63, 2.0 ** 64
         if not isinstance(data, (list, dict)):
-            return 0, type(data) is float and not low <= data < high
+            return 0, type(data) is float and not low < data < high
         deepest, beyond, stack = 0, False, [(data, 1)]
         while stack:
             value, level = stack.pop()
@@ -263,7 +263,7 @@ def test_a_submissions_depth_and_range_are_measured_as_a_walk_leaf_by_leaf_measu
             for child in value.values() if isinstance(value, dict) else value:
                 if isinstance(child, (list, dict)):
                     stack.append((child, level + 1))
-                elif type(child) is float and not low <= child < high:
+                elif type(child) is float and not low < child < high:
                     beyond = True
         return deepest, beyond
 
@@ -282,3 +282,36 @@ def test_a_submissions_depth_and_range_are_measured_as_a_walk_leaf_by_leaf_measu
     for _ in range(20_000):
         v = value()
         assert _measure(v) == walked(v), v
+
+
+def test_a_submissions_depth_read_from_its_text_is_the_depth_of_its_value():
+    """Most files' depth is counted from their brackets; strings holding brackets, quotes
+    or escapes, numbers beyond 64-bit integers and deep nesting all come out as a walk of
+    the parsed value says."""
+    import json
+    import random
+    from deepdrill.grader.submission import MAX_DEPTH, Submission, _parse_json, depth
+
+    rng = random.Random(2)
+    leaves = [1, -3, 2.5, 1e-05, 3e19, 2 ** 70, -(2 ** 63) - 1, 123456789012345678, "x",
+              "[", "]]{", '"', '\\"[', "é[", None, True]
+
+    def value(level=0):
+        r = rng.random()
+        if level > 20 or r < 0.35:
+            return rng.choice(leaves)
+        if r < 0.75:
+            return [value(level + 1) for _ in range(rng.randrange(4))]
+        return {rng.choice(["a", "[b", "c}"]) + str(i): value(level + 1)
+                for i in range(rng.randrange(4))}
+
+    deep_seen = 0
+    for _ in range(5000):
+        v = value()
+        for text in (json.dumps(v), json.dumps(v, ensure_ascii=False, indent=1)):
+            sub = Submission(Path("x.json"))
+            data, deep = _parse_json(text.encode(), sub)
+            assert data == json.loads(text) and sub.error is None
+            assert deep == depth(data) or (deep > MAX_DEPTH and depth(data) > MAX_DEPTH), text
+            deep_seen = max(deep_seen, deep)
+    assert deep_seen > MAX_DEPTH
