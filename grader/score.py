@@ -65,8 +65,10 @@ class FieldResult:
     carried_entries: list[int] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        top = rounded(self.max_score)
-        score = top if self.score == self.max_score else rounded(self.score)
+        memo = _ROUNDED  # (rounded()'s memo, looked up here first: a report asks this most)
+        top = memo.get(self.max_score) or rounded(self.max_score)
+        score = top if self.score == self.max_score else \
+            memo.get(self.score) or rounded(self.score)
         out = {"correct": self.correct, "score": score, "max_score": top,
                "expected": self.expected, "given": self.given, "feedback": self.feedback,
                "mistake": self.mistake}
