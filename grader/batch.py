@@ -507,7 +507,9 @@ def grade_files(key: Key, files: list[Path], max_bytes: int = MAX_BYTES,
     """
     tick = tick or (lambda n: None)
     workers = workers or os.cpu_count() or 1
-    with _key_out_of_gc(), no_gc_pauses():  # the results are all kept, and hold no cycles
+    # (in this order: the key is thawed before no_gc_pauses counts what is frozen, a walk
+    # over every frozen object)
+    with no_gc_pauses(), _key_out_of_gc():  # the results are all kept, and hold no cycles
         if workers > 1 and len(files) >= PARALLEL_FROM and \
                 "fork" in mp.get_all_start_methods():
             entries = _grade_in_workers(key, files, max_bytes, tick, workers)
