@@ -22,7 +22,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import orjson
@@ -36,14 +36,19 @@ LOCK = ".deepdrill.lock"
 LOCK_WAIT_S = 5.0
 
 
-def temp_beside(path: Path, data: bytes) -> Path:
+def temp_beside(path: Path, data: bytes | Iterable[bytes]) -> Path:
     """``data`` on disk (flushed and forced) in a new hidden file beside ``path``, to be
-    renamed over it; removed again if writing fails (a full disk, say)."""
+    renamed over it; removed again if writing fails (a full disk, say). ``data`` may come
+    in pieces, each written as it is made (the disk works while the next is made)."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
     try:
         with open(fd, "wb") as fh:
-            fh.write(data)
+            if isinstance(data, (bytes, bytearray, memoryview)):
+                fh.write(data)
+            else:
+                for piece in data:
+                    fh.write(piece)
             fh.flush()
             os.fsync(fh.fileno())
     except BaseException:

@@ -58,6 +58,7 @@ SMALLEST_CHUNK = 20
 LOCK_FILE = LOCK  # in --out: one deepdrill run at a time writes there
 LOCK_WAIT_S = 5.0  # a second grader into the same --out waits this long, then refuses
 REPORT_FILES = ("report.json", "grades.csv")  # replaced in this order: grades.csv last
+REPORT_PIECE = 500  # submissions per piece of report.json made and written at a time
 NOT_A_FILE = "not a regular file (a pipe, socket or device); not graded"
 AWAITS_TA = "not counted: rename the file or fix its student_id, then grade again"
 
@@ -481,8 +482,10 @@ class Report:
             statuses[e.status] = statuses.get(e.status, 0) + 1
         return statuses
 
-    def to_json(self, rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        """The report; ``rows`` are :meth:`student_rows` when the caller has them."""
+    def to_json(self, rows: list[dict[str, Any]] | None = None,
+                submissions: bool = True) -> dict[str, Any]:
+        """The report; ``rows`` are :meth:`student_rows` when the caller has them
+        (``submissions=False``: its list of submissions left empty)."""
         statuses = self.status_counts()
         counted = self.counted()
         return {
@@ -494,8 +497,19 @@ class Report:
                         "students": len(self.key.students), "students_graded": len(counted),
                         "max_score": self.key.max_score},
             "students": self.student_rows() if rows is None else rows,
-            "submissions": [e.to_json() for e in self.entries],
+            "submissions": [e.to_json() for e in self.entries] if submissions else [],
         }
+
+    def json_pieces(self, rows: list[dict[str, Any]] | None = None) -> Iterator[bytes]:
+        """report.json as :meth:`to_json` makes it (one line), in pieces made as they are
+        asked for: the file is written while the rest is made (a class's is tens of MB)."""
+        head = orjson.dumps(self.to_json(rows, submissions=False))
+        assert head.endswith(b"[]}")  # submissions are last
+        yield head[:-2]
+        for start in range(0, len(self.entries), REPORT_PIECE):
+            part = orjson.dumps([e.to_json() for e in self.entries[start:start + REPORT_PIECE]])
+            yield (b"," if start else b"") + part[1:-1]
+        yield b"]}\n"
 
 
 def grade_files(key: Key, files: list[Path], max_bytes: int = MAX_BYTES,
@@ -651,14 +665,15 @@ def write_reports(report: Report, out: Path) -> tuple[Path, Path]:
     files untouched and no temporary file left behind.
     """
     rows = report.student_rows()  # once for both files: a row per student of the class
-    report_json = orjson.dumps(report.to_json(rows), option=orjson.OPT_APPEND_NEWLINE)
     temps: list[Path] = []
     replaced: list[str] = []
     with out_locked(out):
         try:
-            # report.json (a class's is tens of MB) goes to disk while grades.csv is made
+            # report.json (a class's is tens of MB) goes to disk, piece by piece as it is
+            # made, while grades.csv is made
             with ThreadPoolExecutor(1) as pool:
-                writing = pool.submit(temp_beside, out / REPORT_FILES[0], report_json)
+                writing = pool.submit(temp_beside, out / REPORT_FILES[0],
+                                      report.json_pieces(rows))
                 try:
                     grades = grades_csv(report, rows).encode("utf-8")
                 except BaseException:

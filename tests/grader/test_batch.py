@@ -460,3 +460,22 @@ def test_a_stored_variant_reads_as_the_variant_it_stores(key):
             assert isinstance(stored, StoredVariant)
             assert stored.to_json() == plain.to_json() and stored.mistakes == plain.mistakes
             assert stored.fields == plain.fields and stored.params == plain.params
+
+
+@pytest.mark.parametrize("piece", [1, 3, 500])
+def test_report_json_written_in_pieces_is_the_report_in_one(key, class_folder, monkeypatch,
+                                                             piece):
+    import re
+
+    import orjson
+    import deepdrill.grader.batch as batch
+
+    monkeypatch.setattr(batch, "REPORT_PIECE", piece)
+    files, skipped = collect_files([class_folder])
+    report = grade_files(key, files, skipped=skipped)
+    rows = report.student_rows()
+    whole = orjson.dumps(report.to_json(rows), option=orjson.OPT_APPEND_NEWLINE)
+    pieces = b"".join(report.json_pieces(rows))
+    at = re.compile(rb'"graded_at":"[^"]*"')
+    assert at.sub(b"", pieces) == at.sub(b"", whole) and len(report.entries) > 3
+    assert b"".join(batch.Report(key, []).json_pieces()).endswith(b'"submissions":[]}\n')
