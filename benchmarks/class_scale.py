@@ -8,7 +8,8 @@ Prints the seconds of each phase, per student, the throughput, the build's ratio
 the LaTeX floor (pdflatex alone over the same documents on every core), and the ratio to
 the targets on the 2-core reference machine: build with PDFs for 500 students
 under 20 s; grade 10,000 submissions (carried-forward credit on, the class's
-answers mixed as MIX says) under 3 s.
+answers mixed as MIX says) under 3 s. Each run also times a fixed loop on every core just
+before grading (the machine check): this VM's speed drifts, and grading with it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing as mp
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 from deepdrill.generator.assignment import load_assignment, parse_roster
 from deepdrill.generator.build import build, chunk_size, make_variants, sheets
@@ -37,6 +39,8 @@ BUILD_TARGET_S = 20.0  # for 500 students, with PDFs
 GRADE_TARGET_S = 3.0  # for GRADE_REFERENCE submissions
 GRADE_REFERENCE = 10_000
 REFERENCE_STUDENTS = 500
+CHECK_LOOP = 5_000_000  # additions in the machine check's loop
+CHECK_REFERENCE_S = 0.23  # what it took on 2026-11-30, a quiet moment
 
 ASSIGNMENT = """
 title = "Benchmark: five questions"
@@ -134,6 +138,22 @@ def cpu_seconds() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+def _loop(_: int) -> float:
+    t0, x = time.perf_counter(), 0
+    for i in range(CHECK_LOOP):
+        x += i
+    return time.perf_counter() - t0
+
+
+def machine_check() -> float:
+    """Seconds a fixed pure-Python loop takes on every core at once (the slowest core):
+    this VM's speed at the moment, to read the grading time against. The same code's
+    grading time was seen to vary by a quarter within an hour, and this with it."""
+    workers = os.cpu_count() or 1
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+        return max(pool.map(_loop, range(workers)))
+
+
 def latex_floor(assignment, students, tmp: Path) -> float:
     """Seconds pdflatex alone takes over the build's documents (the same chunks, both
     sheet kinds), on every core: the least a build with PDFs can take."""
@@ -168,6 +188,7 @@ def run_once(args: argparse.Namespace) -> dict[str, float]:
 
         floor_s = 0.0 if args.no_pdf else latex_floor(assignment, students, tmp)
         n_subs = write_submissions(out / "key.json", tmp / "subs")
+        check_s = machine_check()
         t0, c0 = time.perf_counter(), cpu_seconds()
         key = load_key(out / "key.json")
         report = grade_files(key, collect_files([tmp / "subs"])[0])
@@ -176,7 +197,8 @@ def run_once(args: argparse.Namespace) -> dict[str, float]:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return {"build_s": build_s, "build_cpu": build_cpu, "grade_s": grade_s,
-            "grade_cpu": grade_cpu, "submissions": n_subs, "floor_s": floor_s}
+            "grade_cpu": grade_cpu, "submissions": n_subs, "floor_s": floor_s,
+            "check_s": check_s}
 
 
 def main() -> int:
@@ -199,7 +221,8 @@ def main() -> int:
         runs.append(r)
         floor = f" (pdflatex alone: {r['floor_s']:.2f} s)" if r["floor_s"] else ""
         print(f"run {i + 1}: build {r['build_s']:6.2f} s wall, {r['build_cpu']:6.1f} s CPU{floor};"
-              f"   grade {r['grade_s']:5.2f} s wall, {r['grade_cpu']:5.2f} s CPU", flush=True)
+              f"   grade {r['grade_s']:5.2f} s wall, {r['grade_cpu']:5.2f} s CPU"
+              f"   (machine check {r['check_s']:.3f} s)", flush=True)
 
     n_subs = runs[0]["submissions"]
     build_s = [r["build_s"] for r in runs]
@@ -225,8 +248,11 @@ def main() -> int:
         scaled = value * GRADE_REFERENCE / n_subs
         print(f"  vs target ({what}): {scaled:.2f} s per {GRADE_REFERENCE:,} submissions / "
               f"{GRADE_TARGET_S:.0f} s = {scaled / GRADE_TARGET_S:.2f} (below 1 meets it)")
+    print(f"machine check (a fixed loop on every core at once, just before grading): median "
+          f"{statistics.median(r['check_s'] for r in runs):.3f} s, slowest "
+          f"{max(r['check_s'] for r in runs):.3f} s; {CHECK_REFERENCE_S} s on a quiet day")
     print("CPU seconds count the work on every core; the VM's speed drifts between sessions, "
-          "so compare runs made in one session.")
+          "so compare runs made in one session, and read them against the machine check.")
     return 0
 
 
