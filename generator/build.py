@@ -50,7 +50,7 @@ from deepdrill.model.key import Shared, read_key_lines
 from deepdrill.model.variant import Variant
 
 # /2: versioned types, step graphs, carried-forward credit; /3: fields and feedback texts
-# stored once in the header, named by index in the students' lines (a tenth of the size)
+# stored once in the header, named by index in the students' lines (half the size)
 KEY_FORMAT = "deepdrill-key/3"
 KEY_FORMATS_READ = ("deepdrill-key/2", KEY_FORMAT)  # /2 keys are graded as they were
 LAYOUT = 2  # /2: solutions beside the handed-out folders, not in them

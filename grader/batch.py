@@ -192,7 +192,7 @@ def split_key(raw: bytes) -> tuple[dict[str, Any], list[memoryview | dict[str, A
 def check_versions(data: Any, path: Path) -> None:
     """Refuse a key this deepdrill cannot grade faithfully: another key format, or an
     exercise type whose answers changed meaning since the key was built."""
-    from deepdrill.generator.build import KEY_FORMAT, KEY_FORMATS_READ
+    from deepdrill.generator.build import KEY_FORMATS_READ
     from deepdrill.generator.exercise import get
 
     if not isinstance(data, dict) or not str(data.get("format", "")).startswith("deepdrill-key/"):

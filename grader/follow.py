@@ -61,15 +61,10 @@ class Steps:
         return index(self.graph)
 
     @functools.cached_property
-    def parts(self) -> dict[str, list[tuple[str, tuple[int, int], list[int]]]]:
-        """Each field's steps with their slices of its entries (:attr:`Field.slices`)."""
-        return {name: r.field.slices for name, r in self.readings.items()}
-
-    @functools.cached_property
     def where(self) -> dict[str, tuple[Reading, tuple[int, int], list[int]]]:
         """Each step's field, slice and shape."""
-        return {step: (r, span, shape) for name, r in self.readings.items()
-                for step, span, shape in self.parts[name]}
+        return {step: (r, span, shape) for r in self.readings.values()
+                for step, span, shape in r.field.slices}
 
     def follow(self) -> None:
         if self.to_recompute and self.given:
@@ -87,7 +82,7 @@ class Steps:
             values = r.values
             # not NaN, and no larger than a float holds exactly (checked per step if not all)
             fit = r.readable == r.all and (not values or max(map(abs, values)) <= MAX_EXACT)
-            for step, (start, stop), shape in self.parts[r.field.name]:
+            for step, (start, stop), shape in r.field.slices:
                 part = values[start:stop]
                 if not fit and not all(-MAX_EXACT <= x <= MAX_EXACT for x in part):
                     continue
@@ -115,7 +110,7 @@ class Steps:
     def _own_values(self) -> None:
         # only the steps of entries not already right against the key, and what they read
         wanted = [(r, step, start, stop) for r in self.to_recompute
-                  for step, (start, stop), _ in self.parts[r.field.name]
+                  for step, (start, stop), _ in r.field.slices
                   if span(r.ok, start, stop) != ones(stop - start)]
         needed = behind(self.by_name, [step for _, step, _, _ in wanted], self.given)[0]
         recomputed = self._rerun(graph=tuple(s for s in self.graph if s.name in needed))

@@ -248,6 +248,21 @@ def test_a_killed_grader_leaves_no_worker_and_no_temporary_file(
         assert "interrupted before the reports were written" in err and "are intact" in err
 
 
+def random_json(rng, leaves, deepest, leaf_share, list_share, keys=None):
+    """A random value of lists and objects (up to 3 items each, nested up to ``deepest``
+    + 1 levels) with ``leaves`` at the ends; an object's keys are its item numbers, each
+    after one of ``keys`` if given."""
+    def value(level=0):
+        r = rng.random()
+        if level > deepest or r < leaf_share:
+            return rng.choice(leaves)
+        if r < list_share:
+            return [value(level + 1) for _ in range(rng.randrange(4))]
+        return {(rng.choice(keys) if keys else "") + str(i): value(level + 1)
+                for i in range(rng.randrange(4))}
+    return value()
+
+
 def test_a_submissions_depth_and_range_are_measured_as_a_walk_leaf_by_leaf_measures_them():
     import random
     from deepdrill.grader.submission import _measure
@@ -271,16 +286,8 @@ def test_a_submissions_depth_and_range_are_measured_as_a_walk_leaf_by_leaf_measu
     leaves = [1, -3, 2.5, 1e19, -1e19, 2.0 ** 64, -2.0 ** 63, "x", None, True, 1e300,
               float("inf"), 2 ** 64 - 1]
 
-    def value(depth=0):
-        r = rng.random()
-        if depth > 5 or r < 0.4:
-            return rng.choice(leaves)
-        if r < 0.7:
-            return [value(depth + 1) for _ in range(rng.randrange(4))]
-        return {str(i): value(depth + 1) for i in range(rng.randrange(4))}
-
     for _ in range(20_000):
-        v = value()
+        v = random_json(rng, leaves, deepest=5, leaf_share=0.4, list_share=0.7)
         assert _measure(v) == walked(v), v
 
 
@@ -296,18 +303,10 @@ def test_a_submissions_depth_read_from_its_text_is_the_depth_of_its_value():
     leaves = [1, -3, 2.5, 1e-05, 3e19, 2 ** 70, -(2 ** 63) - 1, 123456789012345678, "x",
               "[", "]]{", '"', '\\"[', "é[", None, True]
 
-    def value(level=0):
-        r = rng.random()
-        if level > 20 or r < 0.35:
-            return rng.choice(leaves)
-        if r < 0.75:
-            return [value(level + 1) for _ in range(rng.randrange(4))]
-        return {rng.choice(["a", "[b", "c}"]) + str(i): value(level + 1)
-                for i in range(rng.randrange(4))}
-
     deep_seen = 0
     for _ in range(5000):
-        v = value()
+        v = random_json(rng, leaves, deepest=20, leaf_share=0.35, list_share=0.75,
+                        keys=["a", "[b", "c}"])
         for text in (json.dumps(v), json.dumps(v, ensure_ascii=False, indent=1)):
             sub = Submission(Path("x.json"))
             data, deep = _parse_json(text.encode(), sub)
