@@ -22,14 +22,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deepdrill.errors import DeepdrillError
-from deepdrill.generator.assignment import Assignment, Student
-from deepdrill.generator.assignment import load_assignment as _load_assignment
-from deepdrill.generator.assignment import load_roster as _load_roster
 from deepdrill.grader.batch import MAX_BYTES, Key, Report
 from deepdrill.grader.batch import load_key as _load_key
+
+if TYPE_CHECKING:
+    from deepdrill.generator.assignment import Assignment, Student
 
 __all__ = ["Assignment", "Student", "Key", "Report", "BuildResult", "GradeResult", "Row",
            "DeepdrillError", "load_assignment", "load_roster", "build", "load_key", "grade",
@@ -39,8 +39,21 @@ __all__ = ["Assignment", "Student", "Key", "Report", "BuildResult", "GradeResult
 Progress = Callable[[str, int, Callable[[Callable[[int], None]], Any]], Any]
 
 
+def __getattr__(name: str) -> Any:
+    """``Assignment`` and ``Student``, imported when first asked for: they bring the
+    assignment schema's validator, which grading never needs (a tenth of a second of
+    every ``deepdrill grade``)."""
+    if name in ("Assignment", "Student"):
+        from deepdrill.generator import assignment
+
+        return getattr(assignment, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def load_assignment(path: str | Path) -> Assignment:
     """An assignment file (TOML), validated."""
+    from deepdrill.generator.assignment import load_assignment as _load_assignment
+
     return _load_assignment(Path(path))
 
 
@@ -48,6 +61,8 @@ def load_roster(path: str | Path, notes: list[str] | None = None) -> list[Studen
     """The students of a roster: a plain id,name CSV, or a Canvas gradebook or Moodle
     participants/grades export as downloaded. ``notes`` receives which columns were used
     and which rows were skipped, and why."""
+    from deepdrill.generator.assignment import load_roster as _load_roster
+
     return _load_roster(Path(path), notes)[0]
 
 
@@ -69,6 +84,7 @@ def build(assignment: Assignment | str | Path, students: Sequence[Student], out:
     """One personal sheet per student in ``out`` (see the README's table of files): built
     beside the previous build and switched over as one unit; unchanged students' sheets
     are reused unless ``fresh``."""
+    from deepdrill.generator.assignment import Assignment
     from deepdrill.generator.build import build as _build
 
     if not isinstance(assignment, Assignment):

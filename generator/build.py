@@ -46,13 +46,11 @@ from .exercise import get, make_variant
 from deepdrill.model.fields import skeleton
 from .pdf import assemble, pdflatex, typeset
 from .render import Question, Sheet
-from deepdrill.model.key import Shared, read_key_lines
+from deepdrill.model.key import KEY_FORMAT, Shared, read_key_lines
 from deepdrill.model.variant import Variant
 
 # /2: versioned types, step graphs, carried-forward credit; /3: fields and feedback texts
 # stored once in the header, named by index in the students' lines (half the size)
-KEY_FORMAT = "deepdrill-key/3"
-KEY_FORMATS_READ = ("deepdrill-key/2", KEY_FORMAT)  # /2 keys are graded as they were
 LAYOUT = 2  # /2: solutions beside the handed-out folders, not in them
 MANAGED = ("students", "solutions", "problems.pdf", "solutions.pdf", "manifest.json",
            "key.json")  # what a build owns in its folder; the key moves in last

@@ -43,7 +43,7 @@ from deepdrill import __version__
 from deepdrill.errors import DeepdrillError
 from deepdrill.files import LOCK, die_with_parent, locked, remove_temps, temp_beside
 from deepdrill.heap import no_gc_pauses
-from deepdrill.model.key import Shared, key_lines
+from deepdrill.model.key import KEY_FORMATS_READ, Shared, key_lines
 from deepdrill.model.variant import StoredVariant, Variant
 
 from .score import CreditPolicy, QuestionResult, grade_question, rounded
@@ -192,7 +192,6 @@ def split_key(raw: bytes) -> tuple[dict[str, Any], list[memoryview | dict[str, A
 def check_versions(data: Any, path: Path) -> None:
     """Refuse a key this deepdrill cannot grade faithfully: another key format, or an
     exercise type whose answers changed meaning since the key was built."""
-    from deepdrill.generator.build import KEY_FORMATS_READ
     from deepdrill.generator.exercise import get
 
     if not isinstance(data, dict) or not str(data.get("format", "")).startswith("deepdrill-key/"):

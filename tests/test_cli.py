@@ -119,3 +119,28 @@ def test_schema_ships_and_validates_a_blank_submission(run, example_build):
         jsonschema.validate({"student_id": "x", "answers": {"q1": {"output": "abc"}}}, schema)
     jsonschema.validate({"student_id": "x", "answers": {"q1": {"output": [["1/4", 2.5e-3]]}}},
                         schema)
+
+
+def test_grading_imports_nothing_it_does_not_use(example_build, examples, tmp_path):
+    """`deepdrill grade` starts fast: no template engine, schema validator, LMS formats or
+    sympy (the example's types derive nothing when grading). Each cost a tenth of a second
+    or more of every grading run."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys
+from deepdrill.cli import main
+sys.argv = ["deepdrill", "grade", "--quiet", "--key", {str(example_build / "key.json")!r},
+            "--out", {str(tmp_path / "g")!r}, {str(examples / "submissions")!r}]
+try:
+    main()
+except SystemExit as end:
+    assert not end.code, end.code
+heavy = ("sympy", "jinja2", "jsonschema", "lxml", "pylatex", "pikepdf")
+print(sorted(m for m in heavy if m in sys.modules))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "g" / "grades.csv").exists()

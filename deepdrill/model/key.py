@@ -13,6 +13,8 @@ from .fields import Field
 if TYPE_CHECKING:
     from .variant import Variant
 
+KEY_FORMAT = "deepdrill-key/3"  # what the build writes
+KEY_FORMATS_READ = ("deepdrill-key/2", KEY_FORMAT)  # /2 keys are graded as they were
 _BLANK = b" \t\r\n"
 
 
