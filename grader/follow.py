@@ -28,7 +28,7 @@ from deepdrill.model.fields import Field, Kind, flatten, shape_of, size
 from deepdrill.model.tolerance import MAX_EXACT, all_match, matches
 from deepdrill.model.variant import Mistake, Variant
 
-from .reading import Reading, bits, flat, ones, read_leaves, span
+from .reading import _PLAIN, Reading, bits, flat, ones, read_leaves, span
 
 
 
@@ -313,6 +313,7 @@ class Steps:
         (the first such candidate on a tie), then the next. (``stored``: the variant's
         mistakes, whose flattened values are remembered for judging their slips.)"""
         explains = [(m, [r for r in open_ if r.mistake is None and r.field.name in answers
+                         and (r.shape_problem or not _differs_first(r, answers[r.field.name]))
                          and _explains(r, answers[r.field.name], self._flat(m, r, r.n)
                                        if stored and not r.shape_problem else None)])
                     for m, answers in candidates]
@@ -376,6 +377,39 @@ def _each_could_explain(r: Reading, changes: list[Any]) -> bool:
     arrays = [m for m in changes if m is not SHAPE]
     changed = functools.reduce(operator.or_, arrays) if arrays else wrong
     return (r.ok & changed).bit_count() <= PAIR_MEETS_KEY * changed.bit_count()
+
+
+def _differs_first(r: Reading, value: Any) -> bool:
+    """A quick no before :func:`_explains` flattens a whole value: True when the field's
+    first wrong entry is surely not ``value``'s (most candidates differ there), or
+    nothing is wrong. It finds that entry as :func:`flat` orders them; where it cannot
+    tell cheaply (deeper nesting, an entry that is no plain number), False."""
+    wrong = r.wrong
+    if not wrong:
+        return True
+    at = i = (wrong & -wrong).bit_length() - 1
+    if type(value) is not list:
+        entry = value if i == 0 else None
+    else:
+        entry = None
+        for v in value:
+            if type(v) is list:
+                if v and type(v[0]) is list:  # deeper: flat orders it through numpy
+                    return False
+                if i < len(v):
+                    entry = v[i]
+                    break
+                i -= len(v)
+            elif i == 0:
+                entry = v
+                break
+            else:
+                i -= 1
+        else:
+            return True  # fewer entries than the field's: flat gives None
+    if type(entry) not in _PLAIN:
+        return False
+    return not all_match(r.field.tolerance, [r.values[at]], [float(entry)])
 
 
 def _explains(r: Reading, value: Any, theirs: list[float] | None = None) -> bool:
