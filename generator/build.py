@@ -46,7 +46,7 @@ from .exercise import get, make_variant
 from deepdrill.model.fields import skeleton
 from .pdf import assemble, pdflatex, typeset
 from .render import Question, Sheet
-from deepdrill.model.key import KEY_FORMAT, Shared, read_key_lines
+from deepdrill.model.key import KEY_FORMAT, Shared, read_key_lines, student_line
 from deepdrill.model.variant import Variant
 
 # /2: versioned types, step graphs, carried-forward credit; /3: fields and feedback texts
@@ -123,13 +123,13 @@ def key_bytes(assignment: Assignment, builds: list[StudentBuild],
     Any JSON tool reads it whole. The first line holds the format, the assignment, the
     roster and the fields and feedback texts the variants share (:class:`Shared`, which
     reused students' lines name: pass the previous key's); then each line is one
-    student's variants, in roster order. The grader reads it by lines, so a worker
-    parses only the students it grades.
+    student's variants, in roster order (:func:`student_line`: each variant's mistakes
+    set apart by two tabs). The grader reads it by lines, so a worker parses only the
+    students it grades, and a question's mistakes only for a wrong answer.
     """
     shared = shared or Shared()
-    lines = [b.line or orjson.dumps({"id": b.student.id,
-                                     "variants": {k: shared.variant_json(v)
-                                                  for k, v in b.variants.items()}})
+    lines = [b.line or student_line(b.student.id, {k: shared.variant_json(v)
+                                                   for k, v in b.variants.items()})
              for b in builds]
     head = orjson.dumps({
         "format": KEY_FORMAT,

@@ -43,7 +43,7 @@ from deepdrill import __version__
 from deepdrill.errors import DeepdrillError
 from deepdrill.files import LOCK, die_with_parent, locked, remove_temps, temp_beside
 from deepdrill.heap import no_gc_pauses
-from deepdrill.model.key import KEY_FORMATS_READ, Shared, key_lines
+from deepdrill.model.key import KEY_FORMATS_READ, Shared, key_lines, read_line
 from deepdrill.model.variant import StoredVariant, Variant
 
 from .score import CreditPolicy, QuestionResult, grade_question, rounded
@@ -89,7 +89,7 @@ class KeyStudent:
     def variants(self) -> dict[str, Variant]:
         """Read on first use: a grading worker reads only its own students' variants."""
         if self._variants is None:
-            data = self.raw if isinstance(self.raw, dict) else orjson.loads(self.raw)
+            data = self.raw if isinstance(self.raw, dict) else read_line(self.raw)
             if data.get("id") != self.id:
                 raise DeepdrillError(f"the key's line for {self.id} holds {data.get('id')!r}")
             self._variants = {k: StoredVariant.read(v, self.shared)

@@ -52,6 +52,46 @@ def key_lines(raw: bytes) -> tuple[dict[str, Any], list[memoryview]]:
     return orjson.loads(raw[:first] + b"]}"), lines
 
 
+MISTAKES_AT = b'"mistakes":\t'  # a variant's mistakes in a line: between two tabs
+
+
+def student_line(student_id: str, variants: dict[str, dict[str, Any]]) -> bytes:
+    """A student's line of the key: their variants (as :meth:`Shared.variant_json` makes
+    them), each one's mistakes last and set between two tabs, which JSON takes for
+    whitespace: any JSON tool reads the line as before, and :func:`read_line` can leave
+    the mistakes unparsed. (JSON text holds no raw tab but as whitespace.)"""
+    parts = []
+    for label, data in variants.items():
+        mistakes = orjson.dumps(data.get("mistakes", []))
+        rest = orjson.dumps({k: v for k, v in data.items() if k != "mistakes"})
+        parts.append(orjson.dumps(label) + b":" + rest[:-1] + b"," + MISTAKES_AT + mistakes +
+                     b"\t}")
+    return b'{"id":' + orjson.dumps(student_id) + b',"variants":{' + b",".join(parts) + b"}}"
+
+
+def read_line(line: bytes | memoryview) -> dict[str, Any]:
+    """A student's line, parsed, with each variant's ``"mistakes"`` left as its JSON text
+    (bytes) where :func:`student_line` set them apart: a grader needs a question's
+    mistakes only for a wrong answer, and they are two thirds of the line (parsing them
+    all was a tenth of grading). Any other line is parsed whole."""
+    text = bytes(line)
+    if b"\t" not in text:
+        return orjson.loads(text)
+    parts = text.split(b"\t")
+    ours = len(parts) % 2 == 1 and all(parts[i].endswith(MISTAKES_AT[:-1])
+                                       for i in range(0, len(parts) - 1, 2))
+    if ours:
+        data = orjson.loads(b"null".join(parts[0::2]))
+        variants = data.get("variants") if type(data) is dict else None
+        held = [v for v in variants.values() if type(v) is dict and "mistakes" in v] \
+            if type(variants) is dict else []
+        if len(held) == len(parts) // 2 and all(v["mistakes"] is None for v in held):
+            for v, mistakes in zip(held, parts[1::2]):
+                v["mistakes"] = mistakes
+            return data
+    return orjson.loads(text)  # tabs that are not ours: whitespace, as JSON reads them
+
+
 class Shared:
     """What a key's variants have in common, stored once in its header (``"shared"``):
     answer fields and mistakes' feedback texts. A student's line names them by index:

@@ -13,6 +13,8 @@ import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from .fields import Field
 
 if TYPE_CHECKING:
@@ -85,9 +87,10 @@ class Variant:
 class StoredVariant(Variant):
     """A variant as a grader reads it from a key's line: the same, except that its fields
     and mistakes' feedback are the key's shared ones (:class:`deepdrill.model.key.Shared`),
-    and its mistakes become objects only when first asked for. A grader asks for them only
-    for a wrong answer, and most answers of a class are not; a key holds some twenty
-    mistakes per student."""
+    and its mistakes are parsed (:func:`deepdrill.model.key.read_line` leaves them as JSON
+    text) and become objects only when first asked for. A grader asks for them only for a
+    wrong answer, and most answers of a class are not; a key holds some twenty mistakes
+    per student."""
 
     @classmethod
     def read(cls, data: dict[str, Any], shared: Shared) -> "StoredVariant":
@@ -101,5 +104,8 @@ class StoredVariant(Variant):
     @functools.cached_property
     def mistakes(self) -> tuple[Mistake, ...]:  # type: ignore[override]
         feedback = self.__dict__["_shared"].feedback_of
+        stored = self.__dict__["_mistakes_json"]
+        if type(stored) is bytes:  # still JSON text (deepdrill.model.key.read_line)
+            stored = orjson.loads(stored)
         return tuple(Mistake(m["name"], feedback(m["feedback"]), m["answers"])
-                     for m in self.__dict__["_mistakes_json"])
+                     for m in stored)
