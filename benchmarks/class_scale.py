@@ -196,13 +196,16 @@ def run_once(args: argparse.Namespace) -> dict[str, float]:
         # As a TA grades: the command in a process of its own (Python's start and the
         # imports included), the summary table printed as it is on a terminal.
         t0, c0 = time.perf_counter(), cpu_seconds()
-        ran = subprocess.run([sys.executable, "-m", "deepdrill.cli", "grade", "--key",
-                              str(out / "key.json"), "--out", str(tmp / "grades"),
-                              str(tmp / "subs")], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True)
+        ran = subprocess.run([sys.executable, "-c", "from deepdrill.cli import main; main()",
+                              "grade", "--key", str(out / "key.json"), "--out",
+                              str(tmp / "grades"), str(tmp / "subs")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         grade_s, grade_cpu = time.perf_counter() - t0, cpu_seconds() - c0
-        if ran.returncode:
-            sys.exit(f"deepdrill grade failed ({ran.returncode}):\n{ran.stderr}")
+        csv = tmp / "grades" / "grades.csv"
+        rows = len(csv.read_text().splitlines()) - 1 if csv.exists() else 0
+        if ran.returncode or rows != n_subs:
+            sys.exit(f"deepdrill grade failed ({ran.returncode}; {rows} rows in grades.csv):\n"
+                     f"{ran.stderr}")
         # As earlier benchmarks did: load, grade and write in this process (imports done).
         t0 = time.perf_counter()
         key = load_key(out / "key.json")
