@@ -81,7 +81,10 @@ def read_line(line: bytes | memoryview) -> dict[str, Any]:
     ours = len(parts) % 2 == 1 and all(parts[i].endswith(MISTAKES_AT[:-1])
                                        for i in range(0, len(parts) - 1, 2))
     if ours:
-        data = orjson.loads(b"null".join(parts[0::2]))
+        try:
+            data = orjson.loads(b"null".join(parts[0::2]))
+        except orjson.JSONDecodeError:  # tabs that only looked like ours
+            return orjson.loads(text)
         variants = data.get("variants") if type(data) is dict else None
         held = [v for v in variants.values() if type(v) is dict and "mistakes" in v] \
             if type(variants) is dict else []
