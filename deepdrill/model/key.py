@@ -75,24 +75,29 @@ def read_line(line: bytes | memoryview) -> dict[str, Any]:
     mistakes only for a wrong answer, and they are two thirds of the line (parsing them
     all was a tenth of grading). Any other line is parsed whole."""
     text = bytes(line)
-    if b"\t" not in text:
-        return orjson.loads(text)
+    data = _with_mistakes_unparsed(text) if b"\t" in text else None
+    return orjson.loads(text) if data is None else data  # (other tabs: whitespace)
+
+
+def _with_mistakes_unparsed(text: bytes) -> dict[str, Any] | None:
+    """:func:`read_line`'s split at our tabs; None when the tabs are not ours."""
     parts = text.split(b"\t")
-    ours = len(parts) % 2 == 1 and all(parts[i].endswith(MISTAKES_AT[:-1])
-                                       for i in range(0, len(parts) - 1, 2))
-    if ours:
-        try:
-            data = orjson.loads(b"null".join(parts[0::2]))
-        except orjson.JSONDecodeError:  # tabs that only looked like ours
-            return orjson.loads(text)
-        variants = data.get("variants") if type(data) is dict else None
-        held = [v for v in variants.values() if type(v) is dict and "mistakes" in v] \
-            if type(variants) is dict else []
-        if len(held) == len(parts) // 2 and all(v["mistakes"] is None for v in held):
-            for v, mistakes in zip(held, parts[1::2]):
-                v["mistakes"] = mistakes
-            return data
-    return orjson.loads(text)  # tabs that are not ours: whitespace, as JSON reads them
+    if len(parts) % 2 == 0 or not all(parts[i].endswith(MISTAKES_AT[:-1])
+                                      for i in range(0, len(parts) - 1, 2)):
+        return None
+    try:
+        data = orjson.loads(b"null".join(parts[0::2]))
+    except orjson.JSONDecodeError:  # tabs that only looked like ours
+        return None
+    variants = data.get("variants") if type(data) is dict else None
+    if type(variants) is not dict:
+        return None
+    held = [v for v in variants.values() if type(v) is dict and "mistakes" in v]
+    if len(held) != len(parts) // 2 or any(v["mistakes"] is not None for v in held):
+        return None
+    for v, mistakes in zip(held, parts[1::2]):
+        v["mistakes"] = mistakes
+    return data
 
 
 class Shared:
