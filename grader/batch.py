@@ -329,20 +329,22 @@ class Entry:
     score: float = 0.0
     mtime: float = 0.0
     named_for: str | None = None  # id_mismatch: the roster student the file's name points at
-    # After pack(): each question's (score, carried-forward credit), and the questions'
-    # report already serialised (what a worker sends back instead of every field's objects).
+    # After pack(): each question's (score, carried-forward credit), and the entry's
+    # report already serialised (what a worker sends back instead of every field's objects)
     totals: dict[str, tuple[float, float]] = field(default_factory=dict)
-    questions_json: bytes | None = None
+    json: bytes | None = None
+    packed_as: tuple[str, list[str]] | None = None  # the status and messages json has
     # and the row's numbers as reports round them: per question, the total, carried forward
     row_numbers: tuple[dict[str, float], float, float] | None = None
 
     def pack(self) -> "Entry":
-        """Serialise the per-field results now; keep only what the class report needs."""
+        """Serialise the entry's report now; keep only what the class report needs."""
         self.totals = {k: (q.score, q.carried) for k, q in self.questions.items()}
-        self.questions_json = orjson.dumps({k: q.to_json() for k, q in self.questions.items()})
-        self.questions = {}
         self.row_numbers = ({k: rounded(score) for k, (score, _) in self.totals.items()},
                             rounded(self.score), rounded(self.carried))
+        self.json = orjson.dumps(self.to_json())
+        self.packed_as = (self.status, list(self.messages))
+        self.questions = {}
         return self
 
     def score_of(self, label: str) -> float:
@@ -360,11 +362,22 @@ class Entry:
         return sum((c for _, c in self.totals.values()), 0.0)
 
     def to_json(self) -> dict[str, Any]:
-        questions = orjson.Fragment(self.questions_json) if self.questions_json is not None \
-            else {k: v.to_json() for k, v in self.questions.items()}
+        if self.json is not None:
+            return orjson.loads(self.json_bytes())
         return {"file": self.file, "status": self.status, "student_id": self.student_id,
                 "name": self.name, "score": round(self.score, 4), "messages": self.messages,
-                "questions": questions}
+                "questions": {k: v.to_json() for k, v in self.questions.items()}}
+
+    def json_bytes(self) -> bytes:
+        """The entry's report as JSON (made by the worker that graded it; made again
+        here only for the few whose status changed since, e.g. superseded)."""
+        if self.json is None:
+            return orjson.dumps(self.to_json())
+        if self.packed_as != (self.status, self.messages):
+            data = orjson.loads(self.json)
+            data.update(status=self.status, messages=self.messages)
+            self.json, self.packed_as = orjson.dumps(data), (self.status, list(self.messages))
+        return self.json
 
 
 def grade_submission(key: Key, sub: Submission) -> Entry:
@@ -506,8 +519,8 @@ class Report:
         assert head.endswith(b"[]}")  # submissions are last
         yield head[:-2]
         for start in range(0, len(self.entries), REPORT_PIECE):
-            part = orjson.dumps([e.to_json() for e in self.entries[start:start + REPORT_PIECE]])
-            yield (b"," if start else b"") + part[1:-1]
+            part = b",".join([e.json_bytes() for e in self.entries[start:start + REPORT_PIECE]])
+            yield (b"," if start else b"") + part
         yield b"]}\n"
 
 

@@ -28,6 +28,15 @@ def test_wheel_contains_templates_and_schemas(wheel):
     assert not any(n.startswith(("tests/", "generator/", "grader/")) for n in names)
 
 
+def test_wheel_carries_the_version_the_package_says(wheel):
+    """pyproject.toml reads the version from deepdrill/__init__.py: one place to change it."""
+    import deepdrill
+
+    assert wheel.name.startswith(f"deepdrill-{deepdrill.__version__}-")
+    meta = next(n for n in zipfile.ZipFile(wheel).namelist() if n.endswith(".dist-info/METADATA"))
+    assert f"Version: {deepdrill.__version__}\n" in zipfile.ZipFile(wheel).read(meta).decode()
+
+
 def test_installed_command_works_from_any_folder(wheel, tmp_path):
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
