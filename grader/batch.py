@@ -29,8 +29,10 @@ import io
 import math
 import multiprocessing as mp
 import os
+import pickle
 import signal
 import stat
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -561,9 +563,11 @@ def _grade_file(key: Key, path: Path, max_bytes: int) -> Entry:
 _WORKER_KEY: Key | None = None  # set before forking: workers inherit the loaded key
 
 
-def _grade_chunk(paths: list[Path], max_bytes: int) -> list[Entry]:
+def _grade_chunk(paths: list[Path], max_bytes: int,
+                 spool: int | None = None) -> list[Entry] | int:
     """A worker's share, packed: sending every field's result objects back to the parent
-    cost more than grading them."""
+    cost more than grading them. With ``spool`` (a file descriptor), the entries go back
+    through that file (:func:`_spool`)."""
     key = _WORKER_KEY
     assert key is not None
     out = []
@@ -575,7 +579,37 @@ def _grade_chunk(paths: list[Path], max_bytes: int) -> list[Entry]:
         for student in (key.students.get(out[-1].student_id or ""), key.by_file_stem(p.stem)):
             if student is not None:
                 student.forget_variants()
-    return out
+    return _spool(out, spool) if spool is not None else out
+
+
+def _spool(entries: list[Entry], fd: int) -> list[Entry] | int:
+    """The entries pickled into the chunk's own file (made by the parent, nameless: nothing
+    is left behind, even by a killed grader), and their length in bytes; the entries
+    themselves when it cannot be written (a full disk), to go through the pool's pipe.
+    A chunk's entries are megabytes of report: through the pipe they held the worker up
+    some 30 ms a chunk, 64 kB at a time waiting for the busy parent to read; the file
+    takes a few."""
+    data = pickle.dumps(entries, protocol=pickle.HIGHEST_PROTOCOL)
+    try:
+        done = 0
+        while done < len(data):
+            done += os.pwrite(fd, memoryview(data)[done:], done)
+    except OSError:
+        return entries
+    return len(data)
+
+
+def _spooled(result: list[Entry] | int, fd: int | None) -> list[Entry]:
+    """A worker's entries, read back from its chunk's file if it left them there."""
+    if isinstance(result, list) or fd is None:
+        return result  # type: ignore[return-value]
+    data = bytearray()
+    while len(data) < result:
+        piece = os.pread(fd, result - len(data), len(data))
+        if not piece:
+            raise DeepdrillError("a grading worker's results were cut short; grade again")
+        data += piece
+    return pickle.loads(data)
 
 
 def _grade_in_workers(key: Key, files: list[Path], max_bytes: int,
@@ -584,16 +618,26 @@ def _grade_in_workers(key: Key, files: list[Path], max_bytes: int,
     chunks = shrinking_chunks(files, workers)
     _WORKER_KEY = key
     try:
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"),
-                                 initializer=_start_worker, initargs=(os.getpid(),)) as pool:
+        with contextlib.ExitStack() as stack:
+            # each chunk's file, made before the workers are forked: they inherit them
+            spools: list[int | None] = [None] * len(chunks)
+            with contextlib.suppress(OSError):  # (none: results through the pipe)
+                spools = [stack.enter_context(tempfile.TemporaryFile()).fileno()
+                          for _ in chunks]
+            pool = stack.enter_context(ProcessPoolExecutor(
+                workers, mp_context=mp.get_context("fork"), initializer=_start_worker,
+                initargs=(os.getpid(),)))
             try:
-                futures = [pool.submit(_grade_chunk, chunk, max_bytes) for chunk in chunks]
+                futures = {pool.submit(_grade_chunk, chunk, max_bytes, spool): spool
+                           for chunk, spool in zip(chunks, spools)}
+                done: dict[Any, list[Entry]] = {}
                 for f in as_completed(futures):
-                    tick(len(f.result()))
+                    done[f] = _spooled(f.result(), futures[f])
+                    tick(len(done[f]))
             except BaseException:  # Ctrl-C: stop now, not after the chunks being graded
                 _stop_now(pool)
                 raise
-            return [e for f in futures for e in f.result()]
+            return [e for f in futures for e in done[f]]
     finally:
         _WORKER_KEY = None
 

@@ -218,6 +218,53 @@ def test_forked_workers_report_exactly_what_one_process_does(tmp_path, key, exam
     assert two["students"] == one["students"]
 
 
+def test_workers_results_come_back_through_files_or_else_the_pipe(tmp_path, key, examples,
+                                                                monkeypatch):
+    """Each chunk's entries come back through a nameless file the parent made (nothing
+    left behind); when a file cannot be made or written (a full disk), through the pool's
+    pipe, with the same report."""
+    import os
+    import shutil
+    import tempfile
+
+    from deepdrill.grader import batch
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    subs = sorted((examples / "submissions").glob("*.json"))
+    for i in range(150):
+        shutil.copy(subs[i % len(subs)], folder / f"{i:03d}-{subs[i % len(subs)].name}")
+    files = collect_files([folder])[0]
+    spooled = []
+    real_spooled = batch._spooled
+    monkeypatch.setattr(batch, "_spooled", lambda result, fd: spooled.append(
+        type(result).__name__) or real_spooled(result, fd))
+    want = grade_files(key, files, workers=1).to_json()
+    want.pop("graded_at")
+
+    def same(report):
+        report = report.to_json()
+        report.pop("graded_at")
+        return json.loads(orjson_dumps(report)) == json.loads(orjson_dumps(want))
+
+    assert same(grade_files(key, files, workers=2))
+    assert spooled and set(spooled) == {"int"}  # every chunk through its file
+    spooled.clear()
+
+    def full(fd, data, offset):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(os, "pwrite", full)  # (the workers are forked: they inherit it)
+    assert same(grade_files(key, files, workers=2))
+    assert spooled and set(spooled) == {"list"}  # every chunk through the pipe
+    spooled.clear()
+
+    def no_temp():
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(tempfile, "TemporaryFile", no_temp)
+    assert same(grade_files(key, files, workers=2))
+    assert set(spooled) == {"list"}
+
+
 def orjson_dumps(data):
     import orjson
 
