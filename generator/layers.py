@@ -414,11 +414,13 @@ def swaps(layers: Sequence[Layer], step: str, fn: Callable[..., Any],
             for layer, (tag, where) in zip(layers, _labels(len(layers), branch)) if which(layer)}
 
 
-def _labels(n: int, branch: int | None, first: int = 1) -> list[tuple[Any, str]]:
+@functools.lru_cache(maxsize=1024)  # (asked for every slip of every student's network)
+def _labels(n: int, branch: int | None, first: int = 1) -> tuple[tuple[Any, str], ...]:
     """Each layer's tag and how errors name it."""
     if branch is None:
-        return [(i, f"layer {i}") for i in range(first, first + n)]
-    return [(f"{branch}.{i}", f"branch {branch}, layer {i}") for i in range(first, first + n)]
+        return tuple((i, f"layer {i}") for i in range(first, first + n))
+    return tuple((f"{branch}.{i}", f"branch {branch}, layer {i}")
+                 for i in range(first, first + n))
 
 
 # Counts as students miscount them (swapped in by the types' slips).
@@ -541,7 +543,10 @@ _PLAIN: dict[str, Callable[[], Layer]] = {"RELU": ReLU, "BN": BatchNorm, "DROPOU
 
 
 @functools.lru_cache(maxsize=4096)  # layers are frozen, so parsed ones can be shared
+@functools.lru_cache(maxsize=4096)  # (layers are immutable: equal strings can share one)
 def _from_string(text: str) -> Layer:
+    """A layer from its string form. Remembered: a grader builds each student's network
+    again, and a class's networks are made of a few dozen distinct strings."""
     s = re.sub(r"\s+", "", text).upper()
     if s in _PLAIN:
         return _PLAIN[s]()
