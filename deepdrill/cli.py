@@ -7,9 +7,7 @@ import os
 import shutil
 import sys
 import tempfile
-import traceback
 from collections.abc import Callable
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +78,8 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except DeepdrillError as err:
             if ctx.params.get("debug"):
+                import traceback
+
                 traceback.print_exc()
             click.secho(f"error: {err}", fg="red", err=True)
             sys.exit(2)
@@ -473,6 +473,8 @@ def lookup(key_path: Path, codes: tuple[str, ...], as_json: bool) -> None:
 def schema(which: str, show_path: bool) -> None:
     """Print the JSON Schema of submission files (or of assignments), for LMS scripts."""
     package = "deepdrill.grader" if which == "submission" else "deepdrill.generator"
+    from importlib import resources
+
     ref = resources.files(package).joinpath(f"schemas/{which}.schema.json")
     if show_path:
         click.echo(str(ref))
