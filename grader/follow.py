@@ -215,7 +215,13 @@ class Steps:
         for size_, test in ((1, _could_explain), (2, _each_could_explain)):
             plausible: list[tuple[str, ...]] = []
             for r in open_:
-                for g in itertools.combinations(self.variant.mistakes, size_):
+                pool: Any = self.variant.mistakes
+                if size_ == 2 and not r.shape_problem:  # a pair's slips must each change
+                    # an entry the student got wrong: pair only those (in their order)
+                    wrong = r.wrong
+                    pool = [m for m in pool if (c := masks((m,), r)[0]) is not None and
+                            (c is SHAPE or c & wrong)]
+                for g in itertools.combinations(pool, size_):
                     names = tuple(m.name for m in g)
                     if names not in plausible and test(r, masks(g, r)) and \
                             self._reach(names, r):
