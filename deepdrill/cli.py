@@ -408,9 +408,9 @@ def _print_summary(report: Any) -> None:
     click.echo(f"\n{'question':<9} {'type':<20} {'points':>6} {'mean':>7} {'full marks':>10} "
                f"{'carried fwd':>11}")
     questions = report.key.questions
-    sums = [0.0] * len(questions)  # per question: points, carried-forward points, full marks
-    carried_sums = [0.0] * len(questions)
-    full = [0] * len(questions)
+    sums = [0.0] * len(questions)  # per question: its points,
+    carried_sums = [0.0] * len(questions)  # the part carried forward,
+    full = [0] * len(questions)  # and the students with full marks
     total = total_carried = 0.0
     for e in counted.values():  # one pass: a class is thousands of entries
         each = e.totals if not e.questions else \

@@ -543,10 +543,7 @@ _PLAIN: dict[str, Callable[[], Layer]] = {"RELU": ReLU, "BN": BatchNorm, "DROPOU
 
 
 @functools.lru_cache(maxsize=4096)  # layers are frozen, so parsed ones can be shared
-@functools.lru_cache(maxsize=4096)  # (layers are immutable: equal strings can share one)
 def _from_string(text: str) -> Layer:
-    """A layer from its string form. Remembered: a grader builds each student's network
-    again, and a class's networks are made of a few dozen distinct strings."""
     s = re.sub(r"\s+", "", text).upper()
     if s in _PLAIN:
         return _PLAIN[s]()
