@@ -215,15 +215,18 @@ def check_versions(data: Any, path: Path) -> None:
 
 
 @no_gc_pauses()
-def collect_files(inputs: Iterable[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """Submission files from files and folders, each once; and what a folder held besides.
+def collect_files(inputs: Iterable[Path]) -> tuple[list[str], list[tuple[Path, str]]]:
+    """Submission files from files and folders, each once (their paths as text, as
+    ``str(Path(...))`` gives them: a class's 10,000 Path objects cost more to make, and
+    to send to the grading workers, than finding the files); and what a folder held
+    besides.
 
     A file named on the command line is always read. In a folder, every ``*.json``
     file (any case) below it is a submission; every other entry (another file, a link to
     a folder, a folder that cannot be listed) is returned with the reason it is not
     graded, so the report can list it rather than drop it silently.
     """
-    seen: dict[str, Path] = {}
+    seen: dict[str, str] = {}
     skipped: dict[str, tuple[Path, str]] = {}
     for p in inputs:
         if p.is_dir():
@@ -231,10 +234,9 @@ def collect_files(inputs: Iterable[Path]) -> tuple[list[Path], list[tuple[Path, 
                 if reason:
                     skipped.setdefault(real or _identity(Path(q)), (Path(q), reason))
                 else:
-                    path = Path(q)
-                    seen.setdefault(real or _identity(path), path)
+                    seen.setdefault(real or _identity(Path(q)), q)
         elif p.exists():
-            seen.setdefault(_identity(p), p)
+            seen.setdefault(_identity(p), str(p))
         else:
             raise DeepdrillError(f"no such file or folder: {p}")
     return list(seen.values()), [s for k, s in skipped.items() if k not in seen]
@@ -255,8 +257,9 @@ def _walk(root: Path) -> list[tuple[tuple[str, ...], str, str | None, str | None
     sorts); ``real`` is the entry's real path where it comes free (an entry that is no
     link, in a folder whose real path is known: a class's folder is resolved once, not
     per file), else None. Links to folders are listed, not followed: they can loop, or
-    lead out of the submissions. (Paths as text: a class's 10,000 Path objects, made and
-    taken apart again, were most of the time this took.)"""
+    lead out of the submissions. (Paths as text, each as ``str(Path(path))`` gives it: a
+    class's 10,000 Path objects, made and taken apart again, were most of the time this
+    took.)"""
     found: list[tuple[tuple[str, ...], str, str | None, str | None]] = []
     folders: list[tuple[str, tuple[str, ...], str]] = [(str(root), (), _identity(root))]
     while folders:
@@ -268,8 +271,9 @@ def _walk(root: Path) -> list[tuple[tuple[str, ...], str, str | None, str | None
             found.append((below, folder, _unlisted(err), None))
             continue
         real_prefix = real_folder.rstrip(os.sep) + os.sep
+        prefix = str(Path(folder, "x"))[:-1]  # the folder as Path writes it ("" for ".")
         for entry in entries:
-            path, parts = entry.path, (*below, entry.name)
+            path, parts = prefix + entry.name, (*below, entry.name)
             kind, reason = _entry_kind(entry, path)
             try:
                 real = None if entry.is_symlink() else real_prefix + entry.name
@@ -386,7 +390,7 @@ def grade_submission(key: Key, sub: Submission) -> Entry:
     entry = Entry(shown(sub.path), "graded", sub.student_id, "", list(sub.notes), mtime=sub.mtime)
     if sub.error:
         entry.status, entry.messages = "unreadable", [sub.error, *entry.messages]
-    named = key.by_file_stem(sub.path.stem)
+    named = key.by_file_stem(file_stem(sub.path))
     student = key.students.get(sub.student_id) if sub.student_id else None
     if student is None and sub.student_id is None:
         student = named
@@ -526,7 +530,7 @@ class Report:
         yield b"]}\n"
 
 
-def grade_files(key: Key, files: list[Path], max_bytes: int = MAX_BYTES,
+def grade_files(key: Key, files: list[str] | list[Path], max_bytes: int = MAX_BYTES,
                 tick: Callable[[int], None] | None = None, workers: int | None = None,
                 skipped: Iterable[tuple[Path, str]] = ()) -> Report:
     """Grade every file; a class's worth is shared among forked worker processes.
@@ -551,7 +555,7 @@ def grade_files(key: Key, files: list[Path], max_bytes: int = MAX_BYTES,
     return Report(key, entries)
 
 
-def _grade_file(key: Key, path: Path, max_bytes: int) -> Entry:
+def _grade_file(key: Key, path: str | Path, max_bytes: int) -> Entry:
     try:
         return grade_submission(key, read_submission(path, max_bytes))
     except Exception as err:  # a grader bug must not cost the rest of the class
@@ -563,7 +567,7 @@ def _grade_file(key: Key, path: Path, max_bytes: int) -> Entry:
 _WORKER_KEY: Key | None = None  # set before forking: workers inherit the loaded key
 
 
-def _grade_chunk(paths: list[Path], max_bytes: int,
+def _grade_chunk(paths: list[str] | list[Path], max_bytes: int,
                  spool: int | None = None) -> list[Entry] | int:
     """A worker's share, packed: sending every field's result objects back to the parent
     cost more than grading them. With ``spool`` (a file descriptor), the entries go back
@@ -576,7 +580,7 @@ def _grade_chunk(paths: list[Path], max_bytes: int,
         # A student's parsed variants are not kept: a worker holding thousands of them
         # touched fresh memory page by page (on 10,000 submissions, 0.35 s of system time
         # and slower grading from the cold memory); a student graded twice is read twice.
-        for student in (key.students.get(out[-1].student_id or ""), key.by_file_stem(p.stem)):
+        for student in (key.students.get(out[-1].student_id or ""), key.by_file_stem(file_stem(p))):
             if student is not None:
                 student.forget_variants()
     return _spool(out, spool) if spool is not None else out
@@ -612,7 +616,7 @@ def _spooled(result: list[Entry] | int, fd: int | None) -> list[Entry]:
     return pickle.loads(data)
 
 
-def _grade_in_workers(key: Key, files: list[Path], max_bytes: int,
+def _grade_in_workers(key: Key, files: list[str] | list[Path], max_bytes: int,
                       tick: Callable[[int], None], workers: int) -> list[Entry]:
     global _WORKER_KEY
     chunks = shrinking_chunks(files, workers)
@@ -642,7 +646,7 @@ def _grade_in_workers(key: Key, files: list[Path], max_bytes: int,
         _WORKER_KEY = None
 
 
-def shrinking_chunks(files: list[Path], workers: int) -> list[list[Path]]:
+def shrinking_chunks(files: list[Any], workers: int) -> list[list[Any]]:
     """The files in order, in chunks that shrink as fewer are left (guided scheduling: with
     equal chunks, one worker idled while the other finished the last)."""
     chunks, start = [], 0
@@ -693,7 +697,7 @@ def _mark_superseded(entries: list[Entry]) -> None:
         keep.messages.append(f"{len(group) - 1} older submission(s) for this student were not counted")
 
 
-def shown(path: Path) -> str:
+def shown(path: str | Path) -> str:
     """A file's name as reports and the terminal show it: bytes that are not UTF-8 (a Latin-1
     name from a Windows zip) as \\xe9, and control characters (terminal escapes) as \\x1b,
     so no name can break a report or repaint the TA's screen."""
@@ -702,6 +706,18 @@ def shown(path: Path) -> str:
         return text
     return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
                    for ch in text)
+
+
+def file_stem(path: str | Path) -> str:
+    """``Path(path).stem`` (the name without its last suffix; a name that is only a
+    suffix, ``.json``, kept whole), without making a Path.
+
+    >>> file_stem("class/s001.json"), file_stem("a.b.json"), file_stem(".json"), file_stem("x.")
+    ('s001', 'a.b', '.json', 'x.')
+    """
+    name = os.path.basename(path)
+    dot = name.rfind(".")
+    return name[:dot] if 0 < dot < len(name) - 1 else name
 
 
 def spreadsheet_safe(text: str) -> str:

@@ -27,7 +27,7 @@ _NUMBERS = frozenset((int, float))
 
 @dataclass
 class Submission:
-    path: Path
+    path: str | Path
     student_id: str | None = None
     answers: dict[str, Any] | None = None
     error: str | None = None  # why nothing in the file could be graded
@@ -35,7 +35,7 @@ class Submission:
     mtime: float = 0.0
 
 
-def read_submission(path: Path, max_bytes: int = MAX_BYTES) -> Submission:
+def read_submission(path: str | Path, max_bytes: int = MAX_BYTES) -> Submission:
     sub = Submission(path)
     too_large = (f"file is over the {max_bytes:,}-byte limit (raise it with --max-bytes if "
                  f"this is genuine)")

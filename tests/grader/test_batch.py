@@ -494,6 +494,24 @@ def test_chunks_shrink_and_keep_every_file_in_order():
         assert all(s >= SMALLEST_CHUNK for s in sizes[:-1]) and all(sizes)
 
 
+def test_files_are_named_as_paths_name_them(tmp_path, monkeypatch):
+    """collect_files gives paths as text, and the grader takes their stems as Path would:
+    a report names a file as it always did, from any folder given, the current one too."""
+    from deepdrill.grader.batch import file_stem
+    for name in ["s001.json", "a.b.json", ".json", "x.", "..json", "x..json", "noext",
+                 "caf\udce9.json"]:
+        assert file_stem(f"class/{name}") == Path("class", name).stem == file_stem(Path(name))
+    (tmp_path / "sub" / "deeper").mkdir(parents=True)
+    for name in ["s001.json", "sub/s002.json", "sub/deeper/s003.JSON"]:
+        (tmp_path / name).write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    for root in [".", "./", "sub/..", str(tmp_path), str(tmp_path) + "//"]:
+        files, _ = collect_files([Path(root)])
+        assert all(type(f) is str for f in files)
+        assert files == [str(Path(root, name)) for name in
+                         ["s001.json", "sub/deeper/s003.JSON", "sub/s002.json"]], root
+
+
 def test_a_stored_variant_reads_as_the_variant_it_stores(key):
     """The grader's variants (mistakes made into objects only when asked for) are the
     key's variants."""
