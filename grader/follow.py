@@ -44,6 +44,7 @@ class Steps:
         self._json: dict[str, Any] = {}  # given steps' values as JSON, made once
         self._item_names: dict[str, str] = {}
         self._flats: dict[tuple[str, str, int], list[float] | None] = {}
+        self._right: dict[str, bool] = {}  # _is_right of the steps read, as credited so far
         # a wrong field whose earlier fields (its own earlier items included) were given
         # other than the key's: what it should be from them is worth recomputing
         self.to_recompute = [r for r in readings.values() if r.wrong and any(
@@ -134,14 +135,18 @@ class Steps:
         ok = span(r.ok, start, stop)
         match = matches(r.field.tolerance, r.values[start:stop], theirs) & \
             span(r.readable, start, stop) & ~ok
-        wrong_inputs = [name for name in inputs if not self._is_right(name)]
+        right = self._right
+        wrong_inputs = [name for name in inputs if not (
+            right[name] if name in right else right.setdefault(name, self._is_right(name)))]
         if not wrong_inputs:
-            r.rounded |= match << start
+            if match:
+                r.rounded |= match << start
+                right.pop(step, None)  # (it may be right now)
         elif match and (match | ok) == ones(stop - start):
             r.carried |= match << start
             if r.consistent_with is None:
                 r.consistent_with = {}
-            r.consistent_with.update(self._as_fields(wrong_inputs, inputs))
+            self._name_values(r.consistent_with, wrong_inputs, inputs)
 
     def _is_right(self, step: str) -> bool:
         """Right against the key, or right from the student's own right values (a rounded
@@ -152,19 +157,22 @@ class Steps:
         right = r.ok | (r.rounded or 0)
         return span(right, start, stop) == ones(stop - start)
 
-    def _as_fields(self, steps: list[str], used: list[str]) -> dict[str, Any]:
-        """The student's values of some steps, named as the student knows them: a whole
-        field when all its steps were used, else ``field[i]``."""
-        out: dict[str, Any] = {}
+    def _name_values(self, out: dict[str, Any], steps: list[str], used: list[str]) -> None:
+        """The student's values of some steps added to ``out``, named as the student knows
+        them: a whole field when all its steps were used, else ``field[i]``. (A name in
+        ``out`` already has its value there: each name has one.)"""
         for step in steps:
-            r, _, _ = self.where[step]
-            if not r.field.parts:
-                out[r.field.name] = self._as_json(step)
-            elif used_all(r.field.parts, used):
-                out[r.field.name] = [self._as_json(p) for p in r.field.parts]
+            f = self.where[step][0].field
+            if not f.parts:
+                if f.name not in out:
+                    out[f.name] = self._as_json(step)
+            elif used_all(f.parts, used):
+                if f.name not in out:
+                    out[f.name] = [self._as_json(p) for p in f.parts]
             else:
-                out[self._item_name(r.field, step)] = self._as_json(step)
-        return out
+                name = self._item_name(f, step)
+                if name not in out:
+                    out[name] = self._as_json(step)
 
     def _item_name(self, f: Field, step: str) -> str:
         """``field[i]``: one item of a field with parts, as the student knows it."""
@@ -315,11 +323,14 @@ class Steps:
         """Greedily: the candidate explaining the most fields not yet explained names them
         (the first such candidate on a tie), then the next. (``stored``: the variant's
         mistakes, whose flattened values are remembered for judging their slips.)"""
-        explains = [(m, [r for r in open_ if r.mistake is None and r.field.name in answers
+        explains = []
+        for m, answers in candidates:
+            explained = [r for r in open_ if r.mistake is None and r.field.name in answers
                          and (r.shape_problem or not _differs_first(r, answers[r.field.name]))
                          and _explains(r, answers[r.field.name], self._flat(m, r, r.n)
-                                       if stored and not r.shape_problem else None)])
-                    for m, answers in candidates]
+                                       if stored and not r.shape_problem else None)]
+            if explained:  # (most explain nothing: they never need looking at again)
+                explains.append((m, explained))
         while True:
             best, best_fields = None, []
             for m, explained in explains:
