@@ -95,10 +95,12 @@ def build(assignment: Assignment | str | Path, students: Sequence[Student], out:
     return BuildResult(Path(out), manifest, notes)
 
 
-def load_key(path: str | Path) -> Key:
+def load_key(path: str | Path, read: Callable[[], bytes] | None = None) -> Key:
     """A build's answer key (refused with a message if it is not one this deepdrill grades
-    faithfully)."""
-    return _load_key(Path(path))
+    faithfully). ``read``, if given, gives the file's bytes (read already, or being read:
+    see :func:`deepdrill.files.read_soon`); an OSError it raises is reported as one
+    reading the file."""
+    return _load_key(Path(path), read)
 
 
 @dataclass(frozen=True)

@@ -344,10 +344,13 @@ def grade(key_path: Path, submissions: tuple[Path, ...], out: Path | None, max_b
     """
     import signal
 
+    from deepdrill.files import read_soon
+    key_bytes = read_soon(key_path)  # read while the grader's modules load
+
     from deepdrill import api
     from deepdrill.grader.batch import out_locked
 
-    key = api.load_key(key_path)
+    key = api.load_key(key_path, key_bytes)
     out = out or key_path.parent / "grades"
     plain_kill = signal.signal(signal.SIGTERM, signal.default_int_handler)  # as Ctrl-C
     result = None

@@ -151,10 +151,11 @@ def _key_out_of_gc():
 
 
 @no_gc_pauses()  # a class's key is ~10^6 objects, none of them in a cycle
-def load_key(path: Path) -> Key:
-    """The key's header and roster; each student's variants are read when first graded."""
+def load_key(path: Path, read: Callable[[], bytes] | None = None) -> Key:
+    """The key's header and roster; each student's variants are read when first graded.
+    ``read`` gives the file's bytes when the caller has them read already (or reading)."""
     try:
-        raw = path.read_bytes()
+        raw = read() if read is not None else path.read_bytes()
         head, lines = split_key(raw)
         check_versions(head, path)
         a = head["assignment"]

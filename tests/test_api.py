@@ -51,3 +51,26 @@ def test_the_command_is_a_thin_layer_over_the_api(tmp_path, monkeypatch, example
                                       str(tmp_path / "g"), "-q"])
     assert result.exit_code == 0, result.output
     assert calls and (tmp_path / "g" / "grades.csv").exists()
+
+
+def test_a_key_read_in_the_background_loads_as_one_read_at_once(example_build, tmp_path):
+    """The grade command starts reading the key while its modules load (read_soon): the
+    same key, and a key that cannot be read is reported as one read at once would be."""
+    import pytest
+
+    from deepdrill.errors import DeepdrillError
+    from deepdrill.files import read_soon
+
+    path = example_build / "key.json"
+    soon = api.load_key(path, read_soon(path))
+    at_once = api.load_key(path)
+    assert soon.students.keys() == at_once.students.keys() and soon.title == at_once.title
+    assert [v.answers for v in soon.students["s001"].variants.values()] == \
+        [v.answers for v in at_once.students["s001"].variants.values()]
+    for missing in (tmp_path / "gone.json", tmp_path):  # no such file; a folder
+        with pytest.raises(DeepdrillError) as soon_err:
+            api.load_key(missing, read_soon(missing))
+        with pytest.raises(DeepdrillError) as at_once_err:
+            api.load_key(missing)
+        assert str(soon_err.value) == str(at_once_err.value)
+        assert str(soon_err.value).startswith(f"cannot read key {missing}: ")
