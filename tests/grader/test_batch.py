@@ -220,9 +220,10 @@ def test_forked_workers_report_exactly_what_one_process_does(tmp_path, key, exam
 
 def test_workers_results_come_back_through_files_or_else_the_pipe(tmp_path, key, examples,
                                                                 monkeypatch):
-    """Each chunk's entries come back through a nameless file the parent made (nothing
-    left behind); when a file cannot be made or written (a full disk), through the pool's
-    pipe, with the same report."""
+    """Each chunk a worker grades comes back through a nameless file the parent made
+    (nothing left behind); when a file cannot be made or written (a full disk), through
+    the pool's pipe, with the same report. The parent grades the chunks no worker has
+    started."""
     import os
     import shutil
     import tempfile
@@ -249,6 +250,8 @@ def test_workers_results_come_back_through_files_or_else_the_pipe(tmp_path, key,
 
     assert same(grade_files(key, files, workers=2))
     assert spooled and set(spooled) == {"int"}  # every chunk through its file
+    # (the forked worker's: this process grades the chunks no worker has started)
+    assert len(spooled) < len(batch.shrinking_chunks(files, 2))
     spooled.clear()
 
     def full(fd, data, offset):
