@@ -41,25 +41,50 @@ LOCK = ".deepdrill.lock"
 LOCK_WAIT_S = 5.0
 
 
-def temp_beside(path: Path, data: bytes | Iterable[bytes]) -> Path:
+def temp_beside(path: Path, data: bytes | Iterable[bytes | list[bytes]]) -> Path:
     """``data`` on disk (flushed and forced) in a new hidden file beside ``path``, to be
     renamed over it; removed again if writing fails (a full disk, say). ``data`` may come
-    in pieces, each written as it is made (the disk works while the next is made)."""
+    in pieces, each written as it is made (the disk works while the next is made); a
+    piece may be a list of buffers, written as they are (:func:`write_all`)."""
     tmp = path.with_name(f".{path.name}.{_token(6)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
     try:
-        with open(fd, "wb") as fh:
+        try:
             if isinstance(data, (bytes, bytearray, memoryview)):
-                fh.write(data)
+                write_all(fd, [data])
             else:
                 for piece in data:
-                    fh.write(piece)
-            fh.flush()
-            os.fsync(fh.fileno())
+                    write_all(fd, piece if isinstance(piece, list) else [piece])
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return tmp
+
+
+IOV_MAX = 1024  # buffers one writev takes (Linux)
+
+
+def write_all(fd: int, buffers: Sequence[bytes | bytearray | memoryview]) -> None:
+    """Every buffer written to ``fd``, in order, with writev: a class's report is ten
+    thousand entries of JSON, written as they are rather than first joined into one
+    copy (42 MB of copying, and fresh memory for it, while the grader waits)."""
+    pending = list(buffers)
+    i = 0
+    while i < len(pending):
+        batch = pending[i:i + IOV_MAX]
+        done = os.writev(fd, batch)
+        if done == 0 and any(batch):
+            raise OSError(errno.EIO, "a write wrote nothing")
+        for b in batch:  # step past what was written
+            if done < len(b):
+                break
+            done -= len(b)
+            i += 1
+        if done:  # a buffer written in part: its rest comes next
+            pending[i] = memoryview(pending[i])[done:]
 
 
 def read_soon(path: Path) -> Callable[[], bytes]:

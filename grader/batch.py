@@ -519,15 +519,20 @@ class Report:
             "submissions": [e.to_json() for e in self.entries] if submissions else [],
         }
 
-    def json_pieces(self, rows: list[dict[str, Any]] | None = None) -> Iterator[bytes]:
+    def json_pieces(self, rows: list[dict[str, Any]] | None = None
+                    ) -> Iterator[bytes | list[bytes]]:
         """report.json as :meth:`to_json` makes it (one line), in pieces made as they are
-        asked for: the file is written while the rest is made (a class's is tens of MB)."""
+        asked for: the file is written while the rest is made (a class's is tens of MB).
+        A piece is bytes, or a list of them (entries and the commas between them, to be
+        written as they are: :func:`deepdrill.files.write_all`)."""
         head = orjson.dumps(self.to_json(rows, submissions=False))
         assert head.endswith(b"[]}")  # submissions are last
         yield head[:-2]
         for start in range(0, len(self.entries), REPORT_PIECE):
-            part = b",".join([e.json_bytes() for e in self.entries[start:start + REPORT_PIECE]])
-            yield (b"," if start else b"") + part
+            part = []
+            for e in self.entries[start:start + REPORT_PIECE]:
+                part += (b",", e.json_bytes())
+            yield part[1:] if not start else part
         yield b"]}\n"
 
 

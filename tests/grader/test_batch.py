@@ -543,7 +543,12 @@ def test_report_json_written_in_pieces_is_the_report_in_one(key, class_folder, m
     report = grade_files(key, files, skipped=skipped)
     rows = report.student_rows()
     whole = orjson.dumps(report.to_json(rows), option=orjson.OPT_APPEND_NEWLINE)
-    pieces = b"".join(report.json_pieces(rows))
+    def joined(pieces):  # (a piece is bytes, or a list of them written as they are)
+        return b"".join(b"".join(p) if isinstance(p, list) else p for p in pieces)
+    pieces = joined(report.json_pieces(rows))
     at = re.compile(rb'"graded_at":"[^"]*"')
     assert at.sub(b"", pieces) == at.sub(b"", whole) and len(report.entries) > 3
-    assert b"".join(batch.Report(key, []).json_pieces()).endswith(b'"submissions":[]}\n')
+    assert joined(batch.Report(key, []).json_pieces()).endswith(b'"submissions":[]}\n')
+    write_reports(report, class_folder.parent / "out")  # the file holds what they make
+    on_disk = (class_folder.parent / "out" / "report.json").read_bytes()
+    assert at.sub(b"", on_disk) == at.sub(b"", whole)

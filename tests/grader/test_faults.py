@@ -314,3 +314,34 @@ def test_a_submissions_depth_read_from_its_text_is_the_depth_of_its_value():
             assert deep == depth(data) or (deep > MAX_DEPTH and depth(data) > MAX_DEPTH), text
             deep_seen = max(deep_seen, deep)
     assert deep_seen > MAX_DEPTH
+
+
+def test_pieces_written_as_they_are_survive_short_writes_and_a_full_disk(tmp_path, monkeypatch):
+    """temp_beside writes a piece that is a list of buffers with writev: every byte in
+    order when each call writes only part of what it was given (up to 7 bytes here, and
+    more buffers than one call takes), and nothing left behind when the disk fills."""
+    from deepdrill import files
+
+    real_writev = os.writev
+
+    def short(fd, buffers):
+        return real_writev(fd, [bytes(b"".join(bytes(b) for b in buffers)[:7])])
+    monkeypatch.setattr(os, "writev", short)
+    pieces = [b"head:", [b"a", b"", b"bcdefghij", b",", b"k" * 20],
+              [b"%d," % i for i in range(3000)], b"end"]
+    tmp = files.temp_beside(tmp_path / "r.json", pieces)
+    want = b"head:abcdefghij," + b"k" * 20 + b"".join(b"%d," % i for i in range(3000)) + b"end"
+    assert tmp.read_bytes() == want
+    tmp.unlink()
+
+    calls = []
+
+    def full(fd, buffers):
+        calls.append(1)
+        if len(calls) > 2:
+            raise OSError(28, "No space left on device")
+        return short(fd, buffers)
+    monkeypatch.setattr(os, "writev", full)
+    with pytest.raises(OSError, match="No space"):
+        files.temp_beside(tmp_path / "r.json", pieces)
+    assert list(tmp_path.iterdir()) == []
