@@ -6,7 +6,6 @@ reads global random state.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -23,6 +22,8 @@ def derive_seed(*parts: Any) -> int:
     >>> derive_seed(2026, "s001") == derive_seed(2026, "s001")
     True
     """
+    import hashlib  # (here: grading imports this module, and never draws a seed)
+
     text = "\x1f".join(str(p) for p in parts)
     return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big") >> 1
 
