@@ -53,8 +53,8 @@ for f in files:
     elif part == "read":
         read_submission(f)
     elif part == "keyline":
-        key.students[f.stem].variants
-    key.students[f.stem].forget_variants()  # as a worker does
+        key.students[batch.file_stem(f)].variants
+    key.students[batch.file_stem(f)].forget_variants()  # as a worker does
 """
 
 
