@@ -539,7 +539,8 @@ class Report:
 def grade_files(key: Key, files: list[str] | list[Path], max_bytes: int = MAX_BYTES,
                 tick: Callable[[int], None] | None = None, workers: int | None = None,
                 skipped: Iterable[tuple[Path, str]] = ()) -> Report:
-    """Grade every file; a class's worth is shared among forked worker processes.
+    """Grade every file; a class's worth is shared between this process and forked
+    workers (:func:`_grade_in_workers`).
 
     ``skipped`` files (from :func:`collect_files`) are listed in the report, not read.
     """
@@ -575,9 +576,10 @@ _WORKER_KEY: Key | None = None  # set before forking: workers inherit the loaded
 
 def _grade_chunk(paths: list[str] | list[Path], max_bytes: int,
                  spool: int | None = None) -> list[Entry] | int:
-    """A worker's share, packed: sending every field's result objects back to the parent
-    cost more than grading them. With ``spool`` (a file descriptor), the entries go back
-    through that file (:func:`_spool`)."""
+    """A chunk's entries, packed (graded by a worker, or by the grading process itself):
+    sending every field's result objects back to the parent cost more than grading them.
+    With ``spool`` (a file descriptor), a worker's entries go back through that file
+    (:func:`_spool`)."""
     key = _WORKER_KEY
     assert key is not None
     out = []
