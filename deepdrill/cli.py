@@ -416,8 +416,7 @@ def _print_summary(report: Any) -> None:
     full = [0] * len(questions)  # and the students with full marks
     total = total_carried = 0.0
     for e in counted.values():  # one pass: a class is thousands of entries
-        each = e.totals if not e.questions else \
-            {k: (r.score, r.carried) for k, r in e.questions.items()}
+        each = e.question_totals()
         for i, q in enumerate(questions):
             score, carried = each.get(q.label, (0.0, 0.0))
             sums[i] += score

@@ -346,13 +346,19 @@ class Entry:
 
     def pack(self) -> "Entry":
         """Serialise the entry's report now; keep only what the class report needs."""
-        self.totals = {k: (q.score, q.carried) for k, q in self.questions.items()}
+        self.totals = self.question_totals()
         self.row_numbers = ({k: rounded(score) for k, (score, _) in self.totals.items()},
                             rounded(self.score), rounded(self.carried))
         self.json = orjson.dumps(self.to_json())
         self.packed_as = (self.status, list(self.messages))
         self.questions = {}
         return self
+
+    def question_totals(self) -> dict[str, tuple[float, float]]:
+        """Each question's (score, carried-forward credit), packed or not."""
+        if self.questions:
+            return {k: (q.score, q.carried) for k, q in self.questions.items()}
+        return self.totals
 
     def score_of(self, label: str) -> float:
         q = self.questions.get(label)
@@ -660,8 +666,9 @@ def _grade_in_workers(key: Key, files: list[str] | list[Path], max_bytes: int,
                     for j in range(i + 1):  # (what the workers finished meanwhile)
                         if done[j] is None and futures[j].done():
                             collect(j)
-                for f in as_completed([f for i, f in enumerate(futures) if done[i] is None]):
-                    collect(futures.index(f))
+                left = {f: i for i, f in enumerate(futures) if done[i] is None}
+                for f in as_completed(left):
+                    collect(left[f])
             except BaseException:  # Ctrl-C: stop now, not after the chunks being graded
                 _stop_now(pool)
                 raise
