@@ -220,11 +220,19 @@ class Page:
         before = set(self.downloads.iterdir())
         self.entry("save").click()
         deadline = time.monotonic() + DOWNLOAD_WAIT
+        last_size = -1
         while time.monotonic() < deadline:
-            new = [p for p in set(self.downloads.iterdir()) - before
-                   if not p.name.endswith(".crdownload")]
-            if new:
-                return new[0]
+            # The file's name may show before its content (a CI run read it empty once):
+            # it is whole when no .crdownload is left beside it, it has content (a saved
+            # form never is empty) and its size held since the last look.
+            now = set(self.downloads.iterdir())
+            new = [p for p in now - before if not p.name.endswith(".crdownload")]
+            writing = any(p.name.endswith(".crdownload") for p in now)
+            if new and not writing:
+                size = new[0].stat().st_size
+                if size > 0 and size == last_size:
+                    return new[0]
+                last_size = size
             if "Not saved" in self.status():
                 return None
             time.sleep(0.05)
