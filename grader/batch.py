@@ -712,13 +712,12 @@ def _start_worker(parent: int) -> None:
 
 def _mark_superseded(entries: list[Entry]) -> None:
     """Of several graded files for one student, count the newest (then the last by name)."""
-    graded = [e.student_id for e in entries if e.status == "graded" and e.student_id]
-    if len(set(graded)) == len(graded):  # one file per student: a class, nearly always
+    graded = [e for e in entries if e.status == "graded" and e.student_id]
+    if len({e.student_id for e in graded}) == len(graded):  # one file each: nearly always
         return
     by_student: dict[str, list[Entry]] = {}
-    for e in entries:
-        if e.status == "graded" and e.student_id:
-            by_student.setdefault(e.student_id, []).append(e)
+    for e in graded:
+        by_student.setdefault(e.student_id, []).append(e)
     for group in by_student.values():
         if len(group) < 2:
             continue
